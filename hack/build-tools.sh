@@ -82,15 +82,25 @@ build_helm() {
 }
 
 fetch_kafka() {
-  local dir="$cache/kafka-$KAFKA_VERSION" log="$logs/fetch-kafka.log"
+  local dir="$kafka_dir" log="$logs/fetch-kafka.log"
   [ -f "$dir/.complete" ] && return 0
   mkdir -p "$dir/libs"
-  sed -e "s/@KAFKA_VERSION@/$KAFKA_VERSION/g" -e "s/@LOG4J_VERSION@/$LOG4J_VERSION/g" \
+  sed -e "s/@KAFKA_VERSION@/$KAFKA_VERSION/g" -e "s/@LOG4J_VERSION@/$LOG4J_VERSION/g" -e "s/@SLF4J_VERSION@/$SLF4J_VERSION/g" \
     "$here/kafka/pom.xml.in" >"$dir/pom.xml"
   run_logged "Kafka $KAFKA_VERSION jars" "$log" \
     mvn -B -q -f "$dir/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/libs"
   touch "$dir/.complete"
 }
+
+kafka_dir="$cache/kafka-$KAFKA_VERSION-log4j-$LOG4J_VERSION-slf4j-$SLF4J_VERSION"
+
+if [ "${1:-}" = "--print-paths" ]; then
+  # For hack/local_platform.py: where the built tools live.
+  echo "BIN_DIR=$bin"
+  echo "KAFKA_LIBS=$kafka_dir/libs"
+  echo "LOG_DIR=$logs"
+  exit 0
+fi
 
 targets=${*:-kafka kube helm}
 for t in $targets; do

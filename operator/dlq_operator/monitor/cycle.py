@@ -1,0 +1,311 @@
+"""One monitor cycle over all DLQs, planned and turned into status patches (pure).
+
+A cycle, with the I/O done by its caller::
+
+    targets = [target_of(resource) for resource in resources]
+    query = plan_query(targets)                  # every topic and group, for ONE batched call
+    offsets, committed = <kafka adapter>(query)  # a KafkaError: stale_patch() for every DLQ
+    for resource, target in zip(resources, targets):
+        observation = observe(target, offsets, committed)   # None: DLQ topic missing
+        figures, samples[target.key] = compute_figures(
+            observation, now=now, previous=samples.get(target.key))
+        check = check_dlq(resource, figures, now=now, renotify_interval=...)
+        # publish metrics, send check.notification, apply check.status_patch unless None
+
+Quiet cycles write nothing. A DLQ's status is patched only when something a reader can see
+changes: a figure, the alert level or a condition. ``lastCheckedAt`` rides along with such
+patches and is otherwise refreshed by a heartbeat patch once per ``heartbeat`` (10 minutes
+by default), so a reader can still tell a quiet DLQ from a stuck monitor. Writing it every
+cycle would cost one API write and one watch event per DLQ per minute, for nothing.
+
+Status fields owned by the monitor: ``messages``, ``pending``, ``parked``, ``unresolved``,
+``inflowPerMinute``, ``oldestUnresolvedAt``, ``alertLevel``, ``lastNotifiedAt``,
+``lastCheckedAt`` and the conditions ``DepthAlert`` and ``DepthKnown``.
+
+- ``oldestUnresolvedAt`` is a timestamp, not an age: an age changes every cycle and would
+  force a patch each time; a ``date`` printer column shows the timestamp as an age anyway.
+  The age in seconds is a metric.
+- ``inflowPerMinute`` is unknown on the first cycle after a restart; the status then keeps
+  its previous value rather than flapping to null and back.
+- JSON merge patches replace lists, so a patch that changes a condition carries the whole
+  list, with other writers' conditions as they were read.
+- The monitor never writes ``status.observedGeneration`` (the reconciler's "spec handled");
+  its conditions carry ``observedGeneration``, the generation whose thresholds were used.
+
+When the broker cannot be queried, :func:`stale_patch` sets ``DepthKnown`` to False with
+the error's reason and keeps the old figures; it patches once, not on every failed cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from dlq_operator.monitor.alerts import (
+    ALERT_CONDITION,
+    AlertLevel,
+    AlertState,
+    DepthReading,
+    Notification,
+    make_notification,
+    next_alert,
+)
+from dlq_operator.monitor.conditions import (
+    find_condition,
+    format_time,
+    make_condition,
+    parse_time,
+    transition_time,
+    upsert_condition,
+)
+from dlq_operator.monitor.depth import DepthFigures, DlqObservation, PartitionOffsets
+
+DEPTH_KNOWN_CONDITION = "DepthKnown"
+DEFAULT_HEARTBEAT = timedelta(minutes=10)
+
+Resource = Mapping[str, Any]
+TopicOffsets = Mapping[str, Mapping[int, tuple[int, int]]]
+"""topic -> partition -> (low, high); a topic that does not exist is absent."""
+GroupOffsets = Mapping[str, Mapping[str, Mapping[int, int]]]
+"""group -> topic -> partition -> committed offset; nothing committed is absent."""
+
+
+def retry_group_name(namespace: str, name: str) -> str:
+    """Consumer group of a DLQ's retry worker."""
+    return f"dlq-operator.retry.{namespace}.{name}"
+
+
+def resolved_group_name(namespace: str, name: str) -> str:
+    """Consumer group holding a DLQ's resolved watermarks (see :mod:`.depth`)."""
+    return f"dlq-operator.resolved.{namespace}.{name}"
+
+
+@dataclass(frozen=True)
+class DlqTarget:
+    """What the monitor queries for one DLQ resource."""
+
+    namespace: str
+    name: str
+    dlq_topic: str
+    parked_topic: str
+    retry_enabled: bool
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    @property
+    def retry_group(self) -> str:
+        return retry_group_name(self.namespace, self.name)
+
+    @property
+    def resolved_group(self) -> str:
+        return resolved_group_name(self.namespace, self.name)
+
+
+def target_of(resource: Resource) -> DlqTarget:
+    metadata, spec = resource["metadata"], resource.get("spec") or {}
+    dlq_topic = f"{spec['sourceTopic']}.dlq"
+    return DlqTarget(
+        namespace=metadata["namespace"],
+        name=metadata["name"],
+        dlq_topic=dlq_topic,
+        parked_topic=f"{dlq_topic}.parked",
+        retry_enabled=bool((spec.get("retry") or {}).get("policyRef")),
+    )
+
+
+def thresholds_of(resource: Resource) -> tuple[int | None, int | None]:
+    """(warning, critical) from ``spec.alerting``; a missing threshold is disabled."""
+    alerting = (resource.get("spec") or {}).get("alerting") or {}
+    return alerting.get("warningThreshold"), alerting.get("criticalThreshold")
+
+
+@dataclass(frozen=True)
+class OffsetQuery:
+    """Everything one cycle asks the broker, for all DLQs at once."""
+
+    topics: frozenset[str]
+    groups: Mapping[str, frozenset[str]]
+    """group -> the topics whose committed offsets are needed."""
+
+
+def plan_query(targets: Iterable[DlqTarget]) -> OffsetQuery:
+    topics: set[str] = set()
+    groups: dict[str, frozenset[str]] = {}
+    for target in targets:
+        topics |= {target.dlq_topic, target.parked_topic}
+        if target.retry_enabled:
+            groups[target.retry_group] = frozenset({target.dlq_topic})
+            groups[target.resolved_group] = frozenset({target.parked_topic})
+        else:
+            groups[target.resolved_group] = frozenset({target.dlq_topic, target.parked_topic})
+    return OffsetQuery(topics=frozenset(topics), groups=groups)
+
+
+def observe(
+    target: DlqTarget,
+    offsets: TopicOffsets,
+    committed: GroupOffsets,
+    *,
+    oldest_unresolved_timestamp: datetime | None = None,
+) -> DlqObservation | None:
+    """The observation of one DLQ from the batch result; None when its topic is missing."""
+    dlq = offsets.get(target.dlq_topic)
+    if dlq is None:
+        return None
+    resolved = committed.get(target.resolved_group, {})
+    retry = committed.get(target.retry_group, {}) if target.retry_enabled else {}
+    return DlqObservation(
+        namespace=target.namespace,
+        name=target.name,
+        dlq_topic=target.dlq_topic,
+        dlq={p: PartitionOffsets(*pair) for p, pair in dlq.items()},
+        retry_enabled=target.retry_enabled,
+        parked_topic=target.parked_topic,
+        parked={
+            p: PartitionOffsets(*pair) for p, pair in offsets.get(target.parked_topic, {}).items()
+        },
+        retry_committed=dict(retry.get(target.dlq_topic, {})),
+        resolved_dlq=dict(resolved.get(target.dlq_topic, {})),
+        resolved_parked=dict(resolved.get(target.parked_topic, {})),
+        oldest_unresolved_timestamp=oldest_unresolved_timestamp,
+    )
+
+
+@dataclass(frozen=True)
+class DlqCheck:
+    """The outcome of one DLQ's check: what to publish, tell and write."""
+
+    level: AlertLevel
+    notification: Notification | None
+    status_patch: dict[str, Any] | None
+
+
+def check_dlq(
+    resource: Resource,
+    figures: DepthFigures,
+    *,
+    now: datetime,
+    renotify_interval: timedelta | None,
+    heartbeat: timedelta = DEFAULT_HEARTBEAT,
+) -> DlqCheck:
+    target = target_of(resource)
+    warning, critical = thresholds_of(resource)
+    status = resource.get("status") or {}
+    reading = DepthReading(
+        namespace=target.namespace,
+        name=target.name,
+        topic=target.dlq_topic,
+        value=figures.unresolved,
+        warning_threshold=warning,
+        critical_threshold=critical,
+    )
+    before = AlertState.from_status(status)
+    renotify = renotify_interval
+    after, kind = next_alert(before, reading.level, now=now, renotify_interval=renotify)
+    notification = (
+        make_notification(kind, before, after, reading, now=now, renotify_interval=renotify)
+        if kind is not None
+        else None
+    )
+    patch = status_patch(
+        status,
+        figures,
+        after,
+        reading,
+        generation=resource["metadata"].get("generation"),
+        now=now,
+        heartbeat=heartbeat,
+    )
+    return DlqCheck(level=after.level, notification=notification, status_patch=patch)
+
+
+def status_patch(
+    status: Mapping[str, Any],
+    figures: DepthFigures,
+    alert: AlertState,
+    reading: DepthReading,
+    *,
+    generation: int | None,
+    now: datetime,
+    heartbeat: timedelta = DEFAULT_HEARTBEAT,
+) -> dict[str, Any] | None:
+    """The merge patch for a successful check, or None when nothing visible changed."""
+    oldest = figures.oldest_unresolved_at
+    desired: dict[str, Any] = {
+        "messages": figures.messages,
+        "pending": figures.pending,
+        "parked": figures.parked,
+        "unresolved": figures.unresolved,
+        "oldestUnresolvedAt": format_time(oldest) if oldest is not None else None,
+        **alert.to_status(),
+    }
+    if figures.inflow_per_minute is not None:
+        desired["inflowPerMinute"] = round(figures.inflow_per_minute, 2)
+    patch = {key: value for key, value in desired.items() if status.get(key) != value}
+
+    conditions = list(status.get("conditions") or ())
+    alerting = alert.level is not AlertLevel.OK
+    updated = upsert_condition(
+        conditions,
+        make_condition(
+            ALERT_CONDITION,
+            alerting,
+            f"Depth{alert.level.label}",
+            reading.describe(),
+            generation=generation,
+            transitioned_at=alert.since or now,
+        ),
+    )
+    updated = upsert_condition(
+        updated,
+        make_condition(
+            DEPTH_KNOWN_CONDITION,
+            True,
+            "Measured",
+            "Figures computed from broker offsets.",
+            generation=generation,
+            transitioned_at=transition_time(
+                find_condition(status, DEPTH_KNOWN_CONDITION), True, now
+            ),
+        ),
+    )
+    if updated != conditions:
+        patch["conditions"] = updated
+
+    last_checked = parse_time(status.get("lastCheckedAt"))
+    if not patch and last_checked is not None and now - last_checked < heartbeat:
+        return None
+    patch["lastCheckedAt"] = format_time(now)
+    return patch
+
+
+def stale_patch(
+    resource: Resource, *, reason: str, message: str, now: datetime
+) -> dict[str, Any] | None:
+    """Mark the figures as stale (``DepthKnown`` False); None when already marked so.
+
+    ``reason`` is CamelCase, e.g. a :class:`~dlq_operator.errors.KafkaError`'s ``reason``;
+    ``message`` must not vary between identical failures, or each cycle patches again.
+    """
+    status = resource.get("status") or {}
+    previous = find_condition(status, DEPTH_KNOWN_CONDITION)
+    if (
+        previous is not None
+        and previous.get("status") == "False"
+        and previous.get("reason") == reason
+        and previous.get("message") == message
+    ):
+        return None
+    condition = make_condition(
+        DEPTH_KNOWN_CONDITION,
+        False,
+        reason,
+        message,
+        generation=resource["metadata"].get("generation"),
+        transitioned_at=transition_time(previous, False, now),
+    )
+    return {"conditions": upsert_condition(status.get("conditions"), condition)}

@@ -1,0 +1,53 @@
+"""Per-DLQ gauges on the default registry."""
+
+from prometheus_client import REGISTRY
+
+from dlq_operator.monitor.alerts import AlertLevel
+from dlq_operator.monitor.depth import DepthFigures
+from dlq_operator.monitor.metrics import forget, publish_figures
+
+FIGURES = DepthFigures(
+    messages=25,
+    pending=10,
+    parked=4,
+    unresolved=14,
+    inflow_per_minute=1.5,
+    oldest_unresolved_at=None,
+    oldest_unresolved_age_seconds=90.0,
+)
+
+
+def sample(name: str, topic: str = "m.dlq") -> float | None:
+    labels = {"namespace": "metrics-test", "name": "m", "topic": topic}
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_publish_sets_every_gauge() -> None:
+    publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.CRITICAL)
+    assert sample("dlq_message_count") == 25
+    assert sample("dlq_pending") == 10
+    assert sample("dlq_parked") == 4
+    assert sample("dlq_unresolved") == 14
+    assert sample("dlq_alert_level") == 2
+    assert sample("dlq_oldest_unresolved_age_seconds") == 90.0
+    forget("metrics-test", "m")
+
+
+def test_an_unknown_age_has_no_sample_rather_than_zero() -> None:
+    publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.OK)
+    unknown = DepthFigures(**{**FIGURES.__dict__, "oldest_unresolved_age_seconds": None})
+    publish_figures("metrics-test", "m", "m.dlq", unknown, AlertLevel.OK)
+    assert sample("dlq_oldest_unresolved_age_seconds") is None
+    assert sample("dlq_unresolved") == 14
+    forget("metrics-test", "m")
+
+
+def test_forget_and_topic_changes_leave_no_stale_series() -> None:
+    publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.WARNING)
+    publish_figures("metrics-test", "m", "renamed.dlq", FIGURES, AlertLevel.WARNING)
+    assert sample("dlq_message_count") is None
+    assert sample("dlq_message_count", "renamed.dlq") == 25
+    forget("metrics-test", "m")
+    assert sample("dlq_message_count", "renamed.dlq") is None
+    assert sample("dlq_alert_level", "renamed.dlq") is None
+    forget("metrics-test", "m")  # forgetting twice is harmless
