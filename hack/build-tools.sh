@@ -22,7 +22,7 @@ run_logged() { # name log cmd...
 }
 
 build_kube() {
-  local stamp="$bin/.kube-$KUBERNETES_VERSION"
+  local stamp="$bin/.kube-$KUBERNETES_VERSION-r2"
   [ -f "$stamp" ] && [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ] && return 0
   local mod="$cache/src/kube-$KUBERNETES_VERSION" log="$logs/build-kube.log"
   mkdir -p "$mod/etcd"
@@ -67,7 +67,14 @@ import (
 )
 GO
   ( cd "$mod" && run_logged "go mod tidy (kube tools)" "$log" go mod tidy )
-  local flags=(-trimpath -ldflags "-s -w")
+  # Stamp the release version in as the Kubernetes release build does (kubectl version needs it).
+  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  local x="" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    x+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    x+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  local flags=(-trimpath -ldflags "-s -w$x")
   ( cd "$mod" && run_logged etcd "$logs/build-etcd.log" go build "${flags[@]}" -o "$bin/etcd" ./etcd )
   ( cd "$mod" && run_logged kube-apiserver "$logs/build-kube-apiserver.log" go build "${flags[@]}" -o "$bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver )
   ( cd "$mod" && run_logged kubectl "$logs/build-kubectl.log" go build "${flags[@]}" -o "$bin/kubectl" k8s.io/kubernetes/cmd/kubectl )
