@@ -54,7 +54,9 @@ class Tools:
     def locate(cls) -> Tools:
         out = subprocess.run(
             ["bash", str(HACK / "build-tools.sh"), "--print-paths"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         paths = dict(line.split("=", 1) for line in out.split())
         return cls(Path(paths["BIN_DIR"]), Path(paths["KAFKA_LIBS"]))
@@ -111,9 +113,15 @@ class Platform:
         if state:
             self.down()
         self.logs.mkdir(parents=True, exist_ok=True)
-        ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kafka", "controller")}
-        state = {"ports": ports, "pids": {}, "bin_dir": str(tools.bin_dir),
-                 "kafka_libs": str(tools.kafka_libs)}
+        ports = {
+            name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kafka", "controller")
+        }
+        state = {
+            "ports": ports,
+            "pids": {},
+            "bin_dir": str(tools.bin_dir),
+            "kafka_libs": str(tools.kafka_libs),
+        }
         self._save(state)
         try:
             self._make_pki()
@@ -158,17 +166,34 @@ class Platform:
     def _make_pki(self) -> None:
         self.pki.mkdir(parents=True, exist_ok=True)
         ssl_run = self._openssl
-        ssl_run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-                "-subj", "/CN=dlq-local-ca", "-keyout", "ca.key", "-out", "ca.crt")
-        self.issue_cert("apiserver", "/CN=kube-apiserver",
-                        san="DNS:localhost,DNS:kubernetes.default.svc,IP:127.0.0.1",
-                        server=True)
+        ssl_run(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=dlq-local-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        )
+        self.issue_cert(
+            "apiserver",
+            "/CN=kube-apiserver",
+            san="DNS:localhost,DNS:kubernetes.default.svc,IP:127.0.0.1",
+            server=True,
+        )
         self.issue_cert("admin", "/O=system:masters/CN=admin")
         ssl_run("genrsa", "-out", "sa.key", "2048")
         ssl_run("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
 
-    def issue_cert(self, name: str, subject: str, san: str | None = None,
-                   server: bool = False) -> tuple[Path, Path]:
+    def issue_cert(
+        self, name: str, subject: str, san: str | None = None, server: bool = False
+    ) -> tuple[Path, Path]:
         """Issues a certificate from the platform CA; the subject's O= are Kubernetes groups."""
         ext = self.pki / f"{name}.ext"
         usage = "serverAuth" if server else "clientAuth"
@@ -176,11 +201,35 @@ class Platform:
             f"basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
             f"extendedKeyUsage={usage}\n" + (f"subjectAltName={san}\n" if san else "")
         )
-        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
-                      "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                      "-CAcreateserial", "-days", "3650", "-extfile", ext.name,
-                      "-out", f"{name}.crt")
+        self._openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subject,
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+        )
+        self._openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            ext.name,
+            "-out",
+            f"{name}.crt",
+        )
         return self.pki / f"{name}.crt", self.pki / f"{name}.key"
 
     def _openssl(self, *args: str) -> None:
@@ -191,38 +240,60 @@ class Platform:
     def _start_etcd(self, state: dict) -> None:
         ports = state["ports"]
         client, peer = f"http://127.0.0.1:{ports['etcd']}", f"http://127.0.0.1:{ports['etcd-peer']}"
-        self._spawn(state, "etcd", [
-            f"{state['bin_dir']}/etcd", "--name", "default", "--data-dir", str(self.dir / "etcd"),
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"default={peer}", "--unsafe-no-fsync",
-            "--quota-backend-bytes", str(2 * 1024**3),
-        ])
+        self._spawn(
+            state,
+            "etcd",
+            [
+                f"{state['bin_dir']}/etcd",
+                "--name",
+                "default",
+                "--data-dir",
+                str(self.dir / "etcd"),
+                "--listen-client-urls",
+                client,
+                "--advertise-client-urls",
+                client,
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+                "--initial-cluster",
+                f"default={peer}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes",
+                str(2 * 1024**3),
+            ],
+        )
         self._wait("etcd", lambda: http_ok(f"{client}/health", expect=b'"health":"true"'))
 
     def _start_apiserver(self, state: dict) -> None:
         ports, pki = state["ports"], self.pki
-        self._spawn(state, "kube-apiserver", [
-            f"{state['bin_dir']}/kube-apiserver",
-            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={ports['apiserver']}",
-            f"--cert-dir={pki}",
-            f"--tls-cert-file={pki / 'apiserver.crt'}",
-            f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--client-ca-file={pki / 'ca.crt'}",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--authorization-mode=RBAC",
-            "--allow-privileged=true",
-            # No kubelets or controller-manager here: pods are never scheduled.
-            "--disable-admission-plugins=ServiceAccount",
-            "--enable-priority-and-fairness=false",
-            "--profiling=false",
-            "--v=1",
-        ])
+        self._spawn(
+            state,
+            "kube-apiserver",
+            [
+                f"{state['bin_dir']}/kube-apiserver",
+                f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports['apiserver']}",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                # No kubelets or controller-manager here: pods are never scheduled.
+                "--disable-admission-plugins=ServiceAccount",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         ctx = self._admin_ssl_context()
         url = f"https://127.0.0.1:{ports['apiserver']}/readyz"
         self._wait("kube-apiserver", lambda: http_ok(url, expect=b"ok", context=ctx))
@@ -240,13 +311,27 @@ class Platform:
         port = port or self.state()["ports"]["apiserver"]
         b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "dlq-local",
-            "clusters": [{"name": "dlq-local", "cluster": {
-                "server": f"https://127.0.0.1:{port}",
-                "certificate-authority-data": b64(self.pki / "ca.crt")}}],
-            "users": [{"name": user, "user": {
-                "client-certificate-data": b64(self.pki / f"{user}.crt"),
-                "client-key-data": b64(self.pki / f"{user}.key")}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "dlq-local",
+            "clusters": [
+                {
+                    "name": "dlq-local",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{port}",
+                        "certificate-authority-data": b64(self.pki / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate-data": b64(self.pki / f"{user}.crt"),
+                        "client-key-data": b64(self.pki / f"{user}.key"),
+                    },
+                }
+            ],
             "contexts": [{"name": "dlq-local", "context": {"cluster": "dlq-local", "user": user}}],
         }
         path.write_text(json.dumps(config, indent=2))
@@ -257,24 +342,47 @@ class Platform:
         kafka_dir = self.dir / "kafka"
         kafka_dir.mkdir(parents=True, exist_ok=True)
         props = kafka_dir / "server.properties"
-        props.write_text(KAFKA_PROPERTIES.format(
-            node_id=1, broker=ports["kafka"], controller=ports["controller"],
-            data=kafka_dir / "data"))
+        props.write_text(
+            KAFKA_PROPERTIES.format(
+                node_id=1,
+                broker=ports["kafka"],
+                controller=ports["controller"],
+                data=kafka_dir / "data",
+            )
+        )
         (kafka_dir / "log4j2.properties").write_text(
-            KAFKA_LOG4J.format(log=self.logs / "kafka-server.log"))
+            KAFKA_LOG4J.format(log=self.logs / "kafka-server.log")
+        )
         classpath = f"{state['kafka_libs']}/*"
-        java = ["java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}",
-                "-cp", classpath]
+        java = [
+            "java",
+            "-Xms256m",
+            "-Xmx512m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}",
+            "-cp",
+            classpath,
+        ]
         if format_storage:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
             log = self.logs / "kafka-format.log"
-            cmd = [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                   "-c", str(props), "--standalone"]
+            cmd = [
+                *java,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+                "--standalone",
+            ]
             with log.open("w") as out:
                 if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode:
-                    raise PlatformError(f"kafka storage format failed: {' '.join(cmd)} (log: {log})")
+                    raise PlatformError(
+                        f"kafka storage format failed: {' '.join(cmd)} (log: {log})"
+                    )
         self._spawn(state, "kafka", [*java, "kafka.Kafka", str(props)])
         self._wait("kafka", lambda: kafka_ready(f"127.0.0.1:{ports['kafka']}"))
 
@@ -282,8 +390,13 @@ class Platform:
     def _spawn(self, state: dict, component: str, cmd: list[str]) -> None:
         log = self.logs / f"{component}.log"
         with log.open("a") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         state["pids"][component] = proc.pid
         state.setdefault("commands", {})[component] = cmd
         self._save(state)
@@ -296,11 +409,14 @@ class Platform:
             if not self._alive(state, component):
                 raise PlatformError(
                     f"{component} exited during start-up: "
-                    f"{' '.join(state['commands'][component])} (log: {log})\n{tail(log)}")
+                    f"{' '.join(state['commands'][component])} (log: {log})\n{tail(log)}"
+                )
             if ready():
                 return
             time.sleep(0.25)
-        raise PlatformError(f"{component} not ready after {READY_TIMEOUT:.0f}s (log: {log})\n{tail(log)}")
+        raise PlatformError(
+            f"{component} not ready after {READY_TIMEOUT:.0f}s (log: {log})\n{tail(log)}"
+        )
 
     def _alive(self, state: dict, component: str) -> bool:
         pid = state.get("pids", {}).get(component)
@@ -406,7 +522,9 @@ def memory_of(pid: int) -> dict[str, int]:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "VmHWM"):
-            fields[{"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}[key]] = int(value.split()[0]) // 1024
+            fields[{"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}[key]] = (
+                int(value.split()[0]) // 1024
+            )
     return fields
 
 
@@ -426,7 +544,9 @@ def tail(path: Path, lines: int = 15) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "env", "stop", "start", "build"])
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "env", "stop", "start", "build"]
+    )
     parser.add_argument("component", nargs="?", choices=COMPONENTS)
     args = parser.parse_args(argv)
     platform = Platform()
@@ -436,7 +556,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "up":
             started = time.monotonic()
             env = platform.up()
-            print(f"platform up in {time.monotonic() - started:.1f}s ({platform.dir})", file=sys.stderr)
+            print(
+                f"platform up in {time.monotonic() - started:.1f}s ({platform.dir})",
+                file=sys.stderr,
+            )
             for key, value in env.items():
                 print(f"  {key}={value}", file=sys.stderr)
         elif args.command == "down":

@@ -21,6 +21,7 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
 import local_platform  # noqa: E402
+from tests.support import wait_for  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,7 +75,7 @@ def tools_bin(platform: local_platform.Platform) -> Path:
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: Path):
     """A kubernetes ApiClient logged in as the platform admin."""
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kubeconfig))
 
@@ -101,3 +102,107 @@ def namespace(api_client, unique: str) -> Iterator[str]:
 def topic_prefix(unique: str) -> str:
     """A unique topic prefix per test, so tests never see each other's records."""
     return f"t{unique}."
+
+
+@pytest.fixture(scope="session")
+def crds(api_client) -> None:
+    """The generated CRDs, applied and established."""
+    import yaml
+    from kubernetes import client
+
+    extensions = client.ApiextensionsV1Api(api_client)
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        try:
+            extensions.create_custom_resource_definition(crd)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            current = extensions.read_custom_resource_definition(crd["metadata"]["name"])
+            crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+            extensions.replace_custom_resource_definition(crd["metadata"]["name"], crd)
+
+        def established(name=crd["metadata"]["name"]) -> bool:
+            status = extensions.read_custom_resource_definition(name).status
+            return any(
+                c.type == "Established" and c.status == "True" for c in (status.conditions or [])
+            )
+
+        wait_for(established, what=f"CRD {crd['metadata']['name']} established")
+
+
+class OperatorProcess:
+    """`dlq-operator run` as a child process, with its log kept for failing tests."""
+
+    def __init__(self, log: Path, env: dict[str, str]) -> None:
+        import subprocess
+
+        self.log = log
+        self.env = env
+        self._out = log.open("ab")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dlq-operator"), "run"],
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, kill: bool = False) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+        return self.proc.returncode
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def operator_env(platform, crds, tmp_path_factory) -> dict[str, str]:
+    """Environment of an operator process under test: fast resync, free ports."""
+    env = dict(os.environ)
+    env.update(platform.environment())
+    env.update(
+        {
+            "DLQ_RESYNC_INTERVAL_SECONDS": "3",
+            "DLQ_MONITOR_INTERVAL_SECONDS": "2",
+            "DLQ_KAFKA_RETRY_DELAY_SECONDS": "1",
+            "DLQ_KAFKA_RETRY_MAX_DELAY_SECONDS": "3",
+            "DLQ_HEALTH_PORT": str(local_platform.free_port()),
+            "DLQ_METRICS_PORT": str(local_platform.free_port()),
+            "DLQ_WORKER_IMAGE": "dlq-operator:test",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def operator(operator_env, tmp_path_factory) -> Iterator[OperatorProcess]:
+    """One operator for the session, watching every namespace."""
+    running = OperatorProcess(tmp_path_factory.mktemp("operator") / "operator.log", operator_env)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def kubectl(tools_bin, kubeconfig):
+    """Runs the built kubectl against the platform; returns the CompletedProcess."""
+    import subprocess
+
+    def run(*args: str, input: str | None = None, check: bool = True):
+        return subprocess.run(
+            [str(tools_bin / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    return run

@@ -7,6 +7,7 @@ Secrets such as SASL passwords can instead be read from mounted files
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -66,13 +67,56 @@ class Settings(BaseSettings):
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch; empty means all namespaces."
     )
-    worker_image: str = Field("ghcr.io/orion/dlq-operator:latest", description="Image of retry workers.")
+    worker_image: str = Field(
+        "ghcr.io/orion/dlq-operator:latest", description="Image of retry workers."
+    )
     worker_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     health_port: int = Field(8080, ge=0, le=65535, description="Liveness endpoint; 0 disables it.")
-    metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus /metrics; 0 disables it.")
+    metrics_port: int = Field(
+        9090, ge=0, le=65535, description="Prometheus /metrics; 0 disables it."
+    )
+    worker_kafka_secret: str | None = Field(
+        None, description="Secret mounted into retry workers for Kafka credentials (files)."
+    )
     monitor_interval_seconds: float = Field(60.0, gt=0)
-    kafka_retry_delay_seconds: float = Field(10.0, gt=0, description="First delay after a Kafka error.")
+    resync_interval_seconds: float = Field(
+        300.0, gt=0, description="How often topics are compared with their spec (drift)."
+    )
+    kafka_retry_delay_seconds: float = Field(
+        5.0, gt=0, description="First delay after a Kafka error."
+    )
+    kafka_retry_max_delay_seconds: float = Field(120.0, gt=0)
     log_format: Literal["plain", "full", "json"] = "plain"
+
+
+class WorkerSettings(BaseSettings):
+    """Settings of one retry worker (``dlq-operator worker``), written by the operator into
+    the worker Deployment's environment (prefix ``DLQ_WORKER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DLQ_WORKER_", extra="ignore")
+
+    dlq_topic: str
+    parked_topic: str
+    group_id: str
+    max_retries: int = Field(3, ge=0)
+    initial_delay_seconds: float = Field(1.0, ge=0)
+    max_delay_seconds: float = Field(60.0, ge=0)
+    multiplier: float = Field(2.0, ge=1)
+    jitter: float = Field(0.0, ge=0, le=1)
+    non_retryable_error_codes: list[str] = Field(default_factory=list)
+    schedule_capacity: int = Field(
+        1_000_000, ge=1, description="Records held waiting for their backoff, all partitions."
+    )
+    health_port: int = Field(8080, ge=0, le=65535)
+    metrics_port: int = Field(9090, ge=0, le=65535)
+
+    def environment(self) -> dict[str, str]:
+        """The environment that recreates these settings in another process."""
+        env = {}
+        for name, value in self.model_dump(mode="json").items():
+            key = f"DLQ_WORKER_{name.upper()}"
+            env[key] = json.dumps(value) if isinstance(value, list) else str(value)
+        return env
 
 
 @lru_cache(maxsize=1)

@@ -7,10 +7,11 @@ import subprocess
 import threading
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 
 def test_kafka_topic_produce_and_consume(kafka_bootstrap: str, topic_prefix: str) -> None:
@@ -42,11 +43,24 @@ def _crd(group: str) -> dict:
             "group": group,
             "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}},
-            }],
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {"size": {"type": "integer"}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
         },
     }
 
@@ -63,8 +77,14 @@ def test_custom_resource_seen_through_a_watch(api_client, namespace: str, unique
     def watch_widgets() -> None:
         stream = watch.Watch()
         watching.set()
-        for event in stream.stream(custom.list_namespaced_custom_object, group, "v1", namespace,
-                                   "widgets", timeout_seconds=30):
+        for event in stream.stream(
+            custom.list_namespaced_custom_object,
+            group,
+            "v1",
+            namespace,
+            "widgets",
+            timeout_seconds=30,
+        ):
             seen.append((event["type"], event["object"]))
             stream.stop()
 
@@ -78,14 +98,24 @@ def test_custom_resource_seen_through_a_watch(api_client, namespace: str, unique
     watcher = threading.Thread(target=watch_widgets)
     watcher.start()
     watching.wait()
-    custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", {
-        "apiVersion": f"{group}/v1", "kind": "Widget",
-        "metadata": {"name": "w1"}, "spec": {"size": 3}})
+    custom.create_namespaced_custom_object(
+        group,
+        "v1",
+        namespace,
+        "widgets",
+        {
+            "apiVersion": f"{group}/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w1"},
+            "spec": {"size": 3},
+        },
+    )
     watcher.join(timeout=30)
     extensions.delete_custom_resource_definition(f"widgets.{group}")
 
     assert [(kind, obj["metadata"]["name"], obj["spec"]) for kind, obj in seen] == [
-        ("ADDED", "w1", {"size": 3})]
+        ("ADDED", "w1", {"size": 3})
+    ]
 
 
 def test_user_without_role_is_forbidden(platform, tmp_path, unique: str) -> None:
@@ -101,9 +131,14 @@ def test_user_without_role_is_forbidden(platform, tmp_path, unique: str) -> None
 
 
 def test_built_kubectl_and_helm_answer(tools_bin, kubeconfig) -> None:
-    kubectl = subprocess.run([tools_bin / "kubectl", "--kubeconfig", kubeconfig, "get", "ns",
-                              "default", "-o", "name"], capture_output=True, text=True, check=True)
+    kubectl = subprocess.run(
+        [tools_bin / "kubectl", "--kubeconfig", kubeconfig, "get", "ns", "default", "-o", "name"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert kubectl.stdout.strip() == "namespace/default"
-    helm = subprocess.run([tools_bin / "helm", "version", "--short"],
-                          capture_output=True, text=True, check=True)
+    helm = subprocess.run(
+        [tools_bin / "helm", "version", "--short"], capture_output=True, text=True, check=True
+    )
     assert helm.stdout.startswith("v3.")

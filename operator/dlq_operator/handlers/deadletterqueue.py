@@ -1,0 +1,82 @@
+"""Handlers of DeadLetterQueue objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from dlq_operator.api.naming import PAUSED_ANNOTATION
+from dlq_operator.reconcile.service import DlqObject, Outcome
+
+PLURAL = "deadletterqueues"
+
+
+def topic_of(spec: dict[str, Any]) -> str | None:
+    """The dead-letter topic a spec claims."""
+    topic = (spec.get("topic") or {}).get("name")
+    source = spec.get("sourceTopic")
+    return topic or (f"{source}.dlq" if source else None)
+
+
+def policy_of(spec: dict[str, Any]) -> str | None:
+    return ((spec.get("retry") or {}).get("policyRef") or {}).get("name")
+
+
+def apply_outcome(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
+    """Writes the outcome's status and Events; asks kopf to retry when the outcome says so."""
+    for key, value in outcome.status.items():
+        patch.status[key] = value
+    for type_, reason, message in outcome.events:
+        kopf.event(body, type=type_, reason=reason, message=message)
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(outcome.error or "retrying", delay=outcome.retry_after)
+
+
+async def reconcile(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    retry: int,
+    memo: kopf.Memo,
+    policy_specs: kopf.Index,
+    topic_claims: kopf.Index,
+    **_: Any,
+) -> None:
+    """Brings the DLQ's topics and retry worker to its spec."""
+    dlq = DlqObject.from_kopf(body)
+    policy = next(iter(policy_specs.get((dlq.namespace, policy_of(body.spec)), [])), None)
+    claims = list(topic_claims.get(topic_of(body.spec), []))
+    outcome = await memo.reconciler.reconcile(dlq, policy, claims, retry)
+    apply_outcome(body, patch, outcome)
+
+
+async def finalize(body: kopf.Body, memo: kopf.Memo, topic_claims: kopf.Index, **_: Any) -> None:
+    """Removes the worker (and the topics with deletionPolicy Delete); wakes up the DLQs
+    that waited for this one's topic."""
+    dlq = DlqObject.from_kopf(body)
+    others = [c for c in topic_claims.get(topic_of(body.spec), []) if c != dlq.claim]
+    deleted = await memo.reconciler.finalize(dlq, keeps_topic=not others or dlq.claim < min(others))
+    if deleted:
+        kopf.info(body, reason="Deleted", message=f"deleted {', '.join(deleted)}")
+    for _, namespace, name in others:
+        await memo.nudge(PLURAL, namespace, name, f"topic released by {dlq.uid}")
+
+
+def index_topic_claim(
+    namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> dict[str, tuple[str, str, str]] | None:
+    """topic -> (creationTimestamp, namespace, name) of each DLQ that claims it."""
+    topic = topic_of(dict(spec))
+    return {topic: (meta.get("creationTimestamp", ""), namespace, name)} if topic else None
+
+
+def index_policy_user(
+    namespace: str, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], str] | None:
+    """(namespace, RetryPolicy name) -> name of each DLQ that uses it."""
+    policy = policy_of(dict(spec))
+    return {(namespace, policy): name} if policy else None
+
+
+def not_paused(annotations: kopf.Annotations, **_: Any) -> bool:
+    return annotations.get(PAUSED_ANNOTATION) != "true"

@@ -1,0 +1,162 @@
+"""A small typed facade over the official kubernetes client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from dlq_operator import API_GROUP, API_VERSION
+from dlq_operator.errors import KubeError, KubeUnavailable
+
+T = TypeVar("T")
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as exc:
+        raise KubeError(f"{action}: {exc.status} {exc.reason}: {_message_of(exc)}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise KubeUnavailable(f"{action}: API server unreachable: {exc}") from exc
+
+
+def _message_of(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body).get("message", exc.body))
+    except (TypeError, ValueError):
+        return str(exc.body)
+
+
+class KubeClient:
+    """The operations dlq-operator needs, on one ApiClient."""
+
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.api = api_client or self._default_client()
+        self.apps = client.AppsV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    @staticmethod
+    def _default_client() -> client.ApiClient:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        return client.ApiClient()
+
+    # -- Deployments -------------------------------------------------------------------
+    def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with _translated(f"reading Deployment {namespace}/{name}"):
+            try:
+                found = self.apps.read_namespaced_deployment(name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        return self.api.sanitize_for_serialization(found)
+
+    def apply_deployment(self, manifest: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Creates the Deployment or replaces its spec; returns ("created"|"updated"|"unchanged", it)."""
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        current = self.read_deployment(namespace, name)
+        with _translated(f"applying Deployment {namespace}/{name}"):
+            if current is None:
+                created = self.apps.create_namespaced_deployment(namespace, manifest)
+                return "created", self.api.sanitize_for_serialization(created)
+            if _owned_fields_equal(current, manifest):
+                return "unchanged", current
+            patched = self.apps.patch_namespaced_deployment(
+                name,
+                namespace,
+                {
+                    "metadata": {
+                        "labels": manifest["metadata"]["labels"],
+                        "ownerReferences": manifest["metadata"]["ownerReferences"],
+                    },
+                    "spec": manifest["spec"],
+                },
+            )
+            return "updated", self.api.sanitize_for_serialization(patched)
+
+    def delete_deployment(self, namespace: str, name: str) -> bool:
+        """Deletes it if present; True when something was deleted."""
+        with _translated(f"deleting Deployment {namespace}/{name}"):
+            try:
+                self.apps.delete_namespaced_deployment(
+                    name, namespace, propagation_policy="Background"
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+        return True
+
+    # -- dlq.orion.io objects ----------------------------------------------------------
+    def annotate(self, plural: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Sets annotations of one of our objects (never its spec)."""
+        with _translated(f"annotating {plural} {namespace}/{name}"):
+            try:
+                self.custom.patch_namespaced_custom_object(
+                    API_GROUP,
+                    API_VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    {"metadata": {"annotations": annotations}},
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    def list_objects(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        with _translated(f"listing {plural}"):
+            if namespace:
+                found = self.custom.list_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, plural
+                )
+            else:
+                found = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural)
+        return list(found.get("items", []))
+
+    def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        with _translated(f"reading {plural} {namespace}/{name}"):
+            try:
+                return self.custom.get_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, plural, name
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+    def create_object(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        with _translated(f"creating {plural} in {namespace}"):
+            return self.custom.create_namespaced_custom_object(
+                API_GROUP, API_VERSION, namespace, plural, body
+            )
+
+    def call(self, action: str, fn: Callable[[], T]) -> T:
+        """Runs another client call with the same error translation."""
+        with _translated(action):
+            return fn()
+
+
+def _owned_fields_equal(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Whether the fields we own already hold what we want.
+
+    The pod template carries a hash of itself, so comparing that hash stands in for
+    comparing a template the API server has filled with defaults.
+    """
+    cur_spec, want_spec = current.get("spec", {}), desired["spec"]
+    annotations = lambda spec: spec.get("template", {}).get("metadata", {}).get("annotations")  # noqa: E731
+    return (
+        cur_spec.get("replicas") == want_spec["replicas"]
+        and annotations(cur_spec) == annotations(want_spec)
+        and current["metadata"].get("labels") == desired["metadata"]["labels"]
+    )

@@ -1,0 +1,106 @@
+"""The operator process: `dlq-operator run` (kopf) and `dlq-operator worker` (a retry worker).
+
+This is the only module with kopf decorators. Handlers live in :mod:`dlq_operator.handlers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+import typer
+
+from dlq_operator import API_GROUP, API_VERSION, __version__
+from dlq_operator.api.naming import RECONCILE_TRIGGER_ANNOTATION
+from dlq_operator.handlers import deadletterqueue as dlq_handlers
+from dlq_operator.handlers import retrypolicy as policy_handlers
+from dlq_operator.settings import get_settings
+
+DLQ = (API_GROUP, API_VERSION, dlq_handlers.PLURAL)
+POLICY = (API_GROUP, API_VERSION, policy_handlers.PLURAL)
+FINALIZER = "dlq.orion.io/finalizer"
+
+settings = get_settings()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Connects the adapters once and configures kopf's bookkeeping under our own names."""
+    from dlq_operator.kafka import TopicAdmin
+    from dlq_operator.kube import KubeClient
+    from dlq_operator.reconcile.service import DlqReconciler
+
+    operator_settings = get_settings()
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="dlq.orion.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="dlq.orion.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    kube = KubeClient()
+
+    async def nudge(plural: str, namespace: str, name: str, why: str) -> None:
+        await asyncio.to_thread(
+            kube.annotate, plural, namespace, name, {RECONCILE_TRIGGER_ANNOTATION: why}
+        )
+
+    memo.kube = kube
+    memo.nudge = nudge
+    memo.reconciler = DlqReconciler(TopicAdmin(operator_settings.kafka), kube, operator_settings)
+
+
+# -- RetryPolicy -------------------------------------------------------------------------
+kopf.index(*POLICY, id="policy_specs")(policy_handlers.index_spec)
+kopf.on.resume(*POLICY)(
+    kopf.on.create(*POLICY)(kopf.on.update(*POLICY, field="spec")(policy_handlers.changed))
+)
+kopf.on.delete(*POLICY, optional=True)(policy_handlers.deleted)
+kopf.timer(*POLICY, interval=10, idle=5)(policy_handlers.count_users)
+
+# -- DeadLetterQueue ---------------------------------------------------------------------
+kopf.index(*DLQ, id="topic_claims")(dlq_handlers.index_topic_claim)
+kopf.index(*DLQ, id="policy_users")(dlq_handlers.index_policy_user)
+kopf.on.resume(*DLQ, when=dlq_handlers.not_paused)(
+    kopf.on.create(*DLQ, when=dlq_handlers.not_paused)(
+        kopf.on.update(*DLQ, when=dlq_handlers.not_paused)(dlq_handlers.reconcile)
+    )
+)
+kopf.timer(
+    *DLQ,
+    interval=settings.resync_interval_seconds,
+    idle=settings.resync_interval_seconds,
+    when=dlq_handlers.not_paused,
+    id="resync",
+)(dlq_handlers.reconcile)
+kopf.on.delete(*DLQ)(dlq_handlers.finalize)
+
+
+cli = typer.Typer(
+    help="dlq-operator: dead-letter queues for Apache Kafka on Kubernetes.", no_args_is_help=True
+)
+
+
+@cli.command()
+def run(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    """Run the operator (watches DeadLetterQueue, RetryPolicy and ReprocessRequest)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    namespaces = settings.namespaces
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+    )
+
+
+@cli.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)

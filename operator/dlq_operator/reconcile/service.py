@@ -1,0 +1,351 @@
+"""Reconciles one DeadLetterQueue: its topics in Kafka and its retry worker in the cluster.
+
+The planning is pure (:mod:`.topics`, :mod:`.workload`); this module applies the plans
+through the adapters and turns every outcome into status conditions and Events. The
+handler applies the status and, when :attr:`Outcome.retry_after` is set, asks kopf to
+come back later (a broker outage heals by itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from dlq_operator.api import DeadLetterQueueSpec, RetryPolicySpec
+from dlq_operator.api.conditions import set_condition
+from dlq_operator.api.deadletterqueue import DeletionPolicy
+from dlq_operator.api.naming import worker_deployment_name
+from dlq_operator.errors import KafkaError, KafkaUnavailable, KubeError
+from dlq_operator.kafka import TopicAdmin, TopicDescription, TopicSpec
+from dlq_operator.kube import KubeClient
+from dlq_operator.reconcile.topics import (
+    DesiredTopic,
+    ObservedTopic,
+    TopicPlan,
+    desired_topics,
+    plan_topic,
+    topic_claim_winner,
+)
+from dlq_operator.reconcile.workload import desired_deployment
+from dlq_operator.settings import Settings
+
+READY, TOPIC_READY, WORKER_READY = "Ready", "TopicReady", "WorkerReady"
+
+
+@dataclass(frozen=True)
+class DlqObject:
+    """The parts of a DeadLetterQueue that reconciling needs."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created: str
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+    @classmethod
+    def from_kopf(cls, body: Mapping[str, Any]) -> DlqObject:
+        meta = body["metadata"]
+        return cls(
+            meta["namespace"],
+            meta["name"],
+            meta["uid"],
+            meta.get("generation", 0),
+            meta.get("creationTimestamp", ""),
+            body.get("spec", {}),
+            body.get("status", {}),
+        )
+
+    @property
+    def claim(self) -> tuple[str, str, str]:
+        return (self.created, self.namespace, self.name)
+
+
+@dataclass
+class Outcome:
+    """What a reconcile found and did: a status patch, Events, and maybe "try again later"."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    retry_after: float | None = None
+    error: str | None = None
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+
+class _Conditions:
+    """Accumulates condition changes on top of the object's current conditions."""
+
+    def __init__(self, dlq: DlqObject) -> None:
+        self.items = list(dlq.status.get("conditions") or [])
+        self.generation = dlq.generation
+
+    def set(self, type_: str, ok: bool, reason: str, message: str) -> None:
+        self.items = set_condition(
+            self.items,
+            type_,
+            "True" if ok else "False",
+            reason,
+            message,
+            self.generation,
+            datetime.now(UTC),
+        )
+
+
+class DlqReconciler:
+    """Applies DeadLetterQueue specs; one instance per operator process."""
+
+    def __init__(self, topics: TopicAdmin, kube: KubeClient, settings: Settings) -> None:
+        self.topics = topics
+        self.kube = kube
+        self.settings = settings
+        # kafka-python clients are not safe for concurrent use from several threads.
+        self._kafka_lock = asyncio.Lock()
+
+    async def _kafka(self, fn, *args):
+        async with self._kafka_lock:
+            return await asyncio.to_thread(fn, *args)
+
+    async def reconcile(
+        self,
+        dlq: DlqObject,
+        policy: RetryPolicySpec | None,
+        claims: list[tuple[str, str, str]],
+        retry: int = 0,
+    ) -> Outcome:
+        """Brings topics and worker to the spec; never raises for expected failures."""
+        outcome = Outcome()
+        conditions = _Conditions(dlq)
+        try:
+            spec = DeadLetterQueueSpec.model_validate(dlq.spec)
+        except ValidationError as exc:
+            conditions.set(READY, False, "InvalidSpec", _short(exc))
+            return self._finish(dlq, outcome, conditions, None)
+
+        winner = topic_claim_winner(claims)
+        if winner is not None and winner != dlq.claim:
+            message = (
+                f"topic {spec.topic_name} is already used by DeadLetterQueue "
+                f"{winner[1]}/{winner[2]}; give this one another spec.topic.name"
+            )
+            conditions.set(TOPIC_READY, False, "TopicConflict", message)
+            conditions.set(READY, False, "TopicConflict", message)
+            await self._remove_worker(dlq, outcome)
+            return self._finish(dlq, outcome, conditions, spec)
+
+        observed = await self._reconcile_topics(dlq, spec, outcome, conditions, retry)
+        worker_ok = await self._reconcile_worker(dlq, spec, policy, outcome, conditions)
+        outcome.status["topic"] = observed
+        topic_cond = next(c for c in conditions.items if c["type"] == TOPIC_READY)
+        worker_cond = next(c for c in conditions.items if c["type"] == WORKER_READY)
+        if topic_cond["status"] != "True":
+            conditions.set(READY, False, topic_cond["reason"], topic_cond["message"])
+        elif not worker_ok:
+            conditions.set(READY, False, worker_cond["reason"], worker_cond["message"])
+        else:
+            conditions.set(
+                READY,
+                True,
+                "Reconciled",
+                f"topic {spec.topic_name} matches the spec"
+                + ("; retry worker deployed" if spec.retry and spec.retry.policy_ref else ""),
+            )
+        return self._finish(dlq, outcome, conditions, spec)
+
+    def _finish(
+        self,
+        dlq: DlqObject,
+        outcome: Outcome,
+        conditions: _Conditions,
+        spec: DeadLetterQueueSpec | None,
+    ) -> Outcome:
+        outcome.status["observedGeneration"] = dlq.generation
+        outcome.status["conditions"] = conditions.items
+        if spec is not None:
+            retry_on = bool(spec.retry and spec.retry.policy_ref)
+            outcome.status["parkedTopic"] = spec.parked_topic_name if retry_on else None
+        return outcome
+
+    async def _reconcile_topics(
+        self,
+        dlq: DlqObject,
+        spec: DeadLetterQueueSpec,
+        outcome: Outcome,
+        conditions: _Conditions,
+        retry: int,
+    ) -> dict[str, Any] | None:
+        wanted = desired_topics(spec)
+        try:
+            found = await self._kafka(self.topics.describe_topics, [t.name for t in wanted])
+            plans = [plan_topic(t, _observed(found.get(t.name))) for t in wanted]
+            refused = [p.refused for p in plans if p.refused]
+            await self._apply(plans, outcome)
+            if any(p.changes for p in plans):
+                found = await self._kafka(self.topics.describe_topics, [t.name for t in wanted])
+        except KafkaUnavailable as exc:
+            delay = min(
+                self.settings.kafka_retry_delay_seconds * 2**retry,
+                self.settings.kafka_retry_max_delay_seconds,
+            )
+            message = f"Kafka is unreachable, retrying in {delay:.0f}s: {exc}"
+            conditions.set(TOPIC_READY, False, "KafkaUnavailable", message)
+            outcome.retry_after = delay
+            outcome.error = message
+            return dlq.status.get("topic")
+        except KafkaError as exc:
+            conditions.set(TOPIC_READY, False, exc.reason, str(exc))
+            outcome.event("Warning", "TopicFailed", str(exc))
+            outcome.retry_after = self.settings.kafka_retry_max_delay_seconds
+            outcome.error = str(exc)
+            return dlq.status.get("topic")
+
+        if refused:
+            conditions.set(TOPIC_READY, False, "NotSupported", "; ".join(refused))
+            outcome.event("Warning", "NotSupported", "; ".join(refused))
+        else:
+            conditions.set(
+                TOPIC_READY,
+                True,
+                "TopicReady",
+                f"topic {spec.topic_name} exists and matches the spec",
+            )
+        topic = found.get(spec.topic_name)
+        if topic is None:
+            return None
+        return {
+            "name": topic.name,
+            "partitions": topic.partitions,
+            "replicationFactor": topic.replication_factor,
+            "retentionMs": int(topic.configs.get("retention.ms", spec.topic.retention_ms)),
+        }
+
+    async def _apply(self, plans: list[TopicPlan], outcome: Outcome) -> None:
+        """Applies the changing plans in one batched call per kind of change."""
+        changing = [p for p in plans if p.changes and not p.refused]
+        creates = [p.topic for p in changing if p.create]
+        if creates:
+            await self._kafka(self.topics.create_topics, [_topic_spec(t) for t in creates])
+        grows = {p.topic.name: p.grow_to for p in changing if p.grow_to}
+        if grows:
+            await self._kafka(self.topics.create_partitions, grows)
+        alters = {
+            p.topic.name: (dict(p.set_configs), set(p.delete_configs))
+            for p in changing
+            if not p.create and (p.set_configs or p.delete_configs)
+        }
+        if alters:
+            await self._kafka(self.topics.alter_topic_configs, alters)
+        for plan in changing:
+            outcome.event(
+                "Normal", "TopicCreated" if plan.create else "TopicUpdated", plan.describe()
+            )
+
+    async def _reconcile_worker(
+        self,
+        dlq: DlqObject,
+        spec: DeadLetterQueueSpec,
+        policy: RetryPolicySpec | None,
+        outcome: Outcome,
+        conditions: _Conditions,
+    ) -> bool:
+        """Deploys, updates or removes the retry worker; True when it is as it should be."""
+        ref = spec.retry.policy_ref if spec.retry else None
+        if ref is None:
+            await self._remove_worker(dlq, outcome)
+            outcome.status["workerDeployment"] = None
+            conditions.set(
+                WORKER_READY,
+                True,
+                "RetryDisabled",
+                "no spec.retry.policyRef: messages wait for a person",
+            )
+            return True
+        if policy is None:
+            await self._remove_worker(dlq, outcome)
+            outcome.status["workerDeployment"] = None
+            conditions.set(
+                WORKER_READY,
+                False,
+                "PolicyNotFound",
+                f"RetryPolicy {dlq.namespace}/{ref.name} does not exist; create it "
+                f"or change spec.retry.policyRef",
+            )
+            return False
+        manifest = desired_deployment(dlq.namespace, dlq.name, dlq.uid, spec, policy, self.settings)
+        try:
+            action, deployment = await asyncio.to_thread(self.kube.apply_deployment, manifest)
+        except KubeError as exc:
+            conditions.set(WORKER_READY, False, exc.reason, str(exc))
+            outcome.retry_after = outcome.retry_after or self.settings.kafka_retry_delay_seconds
+            return False
+        if action != "unchanged":
+            outcome.event(
+                "Normal",
+                f"Worker{action.capitalize()}",
+                f"retry worker Deployment {manifest['metadata']['name']} {action} "
+                f"(RetryPolicy {ref.name})",
+            )
+        outcome.status["workerDeployment"] = manifest["metadata"]["name"]
+        available = (deployment.get("status") or {}).get("availableReplicas") or 0
+        conditions.set(
+            WORKER_READY,
+            True,
+            "DeploymentApplied",
+            f"Deployment {manifest['metadata']['name']} follows RetryPolicy "
+            f"{ref.name}; {available}/{manifest['spec']['replicas']} replicas available",
+        )
+        return True
+
+    async def _remove_worker(self, dlq: DlqObject, outcome: Outcome) -> None:
+        deployment = worker_deployment_name(dlq.name)
+        if await asyncio.to_thread(self.kube.delete_deployment, dlq.namespace, deployment):
+            outcome.event(
+                "Normal", "WorkerRemoved", f"retry worker Deployment {deployment} removed"
+            )
+
+    async def finalize(self, dlq: DlqObject, keeps_topic: bool) -> list[str]:
+        """Cleans up on deletion; returns what was deleted, for an Event.
+
+        ``keeps_topic`` is False when this DLQ lost a topic claim to another one: its topics
+        belong to the winner and are never deleted here.
+        """
+        deleted = []
+        if await asyncio.to_thread(
+            self.kube.delete_deployment, dlq.namespace, worker_deployment_name(dlq.name)
+        ):
+            deleted.append(f"Deployment {worker_deployment_name(dlq.name)}")
+        try:
+            spec = DeadLetterQueueSpec.model_validate(dlq.spec)
+        except ValidationError:
+            return deleted
+        if spec.deletion_policy is DeletionPolicy.DELETE and keeps_topic:
+            names = [spec.topic_name, spec.parked_topic_name]
+            await self._kafka(self.topics.delete_topics, names)
+            deleted += [f"topic {name}" for name in names]
+        return deleted
+
+
+def _observed(description: TopicDescription | None) -> ObservedTopic | None:
+    if description is None:
+        return None
+    return ObservedTopic(
+        description.name,
+        description.partitions,
+        description.replication_factor,
+        dict(description.configs),
+    )
+
+
+def _topic_spec(topic: DesiredTopic) -> TopicSpec:
+    return TopicSpec(topic.name, topic.partitions, topic.replication_factor, dict(topic.configs))
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(f"spec.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors())
