@@ -111,8 +111,8 @@ class CancelToken(Protocol):
     def is_set(self) -> bool: ...
 
 
-Sleeper = Callable[[float], None]
-"""Waits that many seconds; ideally returns early once cancelled (``stopped.wait``)."""
+Sleeper = Callable[[float], object]
+"""Waits that many seconds, ideally returning early once cancelled (``stopped.wait`` does)."""
 
 
 @dataclass(frozen=True)

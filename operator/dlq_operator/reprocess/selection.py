@@ -170,13 +170,6 @@ def quota_left(selector: MessageSelector, matched: int) -> int | None:
     return max(selector.max_messages - matched, 0)
 
 
-def _time_offset(offsets: Mapping[int, int | None], partition: int, high: int) -> int:
-    if partition not in offsets:
-        raise ValueError(f"no offset for the selector's time in partition {partition}")
-    offset = offsets[partition]
-    return high if offset is None else offset
-
-
 def error_code_of(record: SourceRecord, envelope: DlqEnvelope | None) -> str:
     """The error code a record is selected by; ``envelope`` is ``None`` for a non-envelope."""
     if envelope is not None:
@@ -189,3 +182,10 @@ def key_of(record: SourceRecord, envelope: DlqEnvelope | None) -> str | None:
     if envelope is not None and envelope.original_key is not None:
         return envelope.original_key
     return None if record.key is None else record.key.decode("utf-8", errors="replace")
+
+
+def _time_offset(offsets: Mapping[int, int | None], partition: int, high: int) -> int:
+    if partition not in offsets:
+        raise ValueError(f"no offset for the selector's time in partition {partition}")
+    offset = offsets[partition]
+    return high if offset is None else offset
