@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local platform: a real Kafka broker and a real Kubernetes control plane on 127.0.0.1.
 
-    python hack/local_platform.py up        build tools if missing, start everything, wait until ready
+    python hack/local_platform.py up        build missing tools, start everything, wait until ready
     python hack/local_platform.py down      stop everything and delete its data
     python hack/local_platform.py status    what runs, on which port, with how much memory
     python hack/local_platform.py env       shell lines to export KUBECONFIG and the Kafka servers
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -501,8 +502,9 @@ def http_ok(url: str, expect: bytes, context: ssl.SSLContext | None = None) -> b
 
 def kafka_ready(bootstrap: str) -> bool:
     """Ready means a metadata request answers and lists this broker."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
+
+    from kafka import KafkaAdminClient
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
@@ -529,10 +531,8 @@ def memory_of(pid: int) -> dict[str, int]:
 
 
 def reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def tail(path: Path, lines: int = 15) -> str:

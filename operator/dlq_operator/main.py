@@ -16,6 +16,9 @@ from dlq_operator import API_GROUP, API_VERSION, __version__
 from dlq_operator.api.naming import RECONCILE_TRIGGER_ANNOTATION
 from dlq_operator.handlers import deadletterqueue as dlq_handlers
 from dlq_operator.handlers import retrypolicy as policy_handlers
+from dlq_operator.kafka import TopicAdmin
+from dlq_operator.kube import KubeClient
+from dlq_operator.reconcile.service import DlqReconciler
 from dlq_operator.settings import get_settings
 
 DLQ = (API_GROUP, API_VERSION, dlq_handlers.PLURAL)
@@ -28,10 +31,6 @@ settings = get_settings()
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Connects the adapters once and configures kopf's bookkeeping under our own names."""
-    from dlq_operator.kafka import TopicAdmin
-    from dlq_operator.kube import KubeClient
-    from dlq_operator.reconcile.service import DlqReconciler
-
     operator_settings = get_settings()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="dlq.orion.io")
@@ -101,6 +100,22 @@ def run(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug loggi
 
 
 @cli.command()
+def worker(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    """Run a retry worker (configured by DLQ_WORKER_* and DLQ_KAFKA_* variables)."""
+    from dlq_operator.worker.process import run_worker
+
+    _configure_logging(verbose)
+    run_worker()
+
+
+@cli.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -52,7 +52,7 @@ def test_names(kind: ResourceKind, short_name: str) -> None:
     spec = build_crd(kind)["spec"]
     assert spec["scope"] == "Namespaced"
     assert spec["names"]["shortNames"] == [short_name]
-    assert spec["names"]["categories"] == ["dlq"]
+    assert spec["names"]["categories"] == ["dlq-operator"]
     (version,) = spec["versions"]
     assert version["name"] == "v1alpha1"
     assert version["subresources"] == {"status": {}}

@@ -296,7 +296,9 @@ class ResourceKind:
     spec: type[SpecModel]
     status: type[StatusModel]
     printer_columns: tuple[PrinterColumn, ...]
-    categories: tuple[str, ...] = ("dlq",)
+    # Not "dlq": kubectl expands a category before a short name, and `kubectl get dlq NAME`
+    # must mean the DeadLetterQueue. `kubectl get dlq-operator` lists all three kinds.
+    categories: tuple[str, ...] = ("dlq-operator",)
 
     @property
     def singular(self) -> str:

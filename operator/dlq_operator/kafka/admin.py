@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import kafka.errors as kafka_errors
-from kafka import KafkaAdminClient, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, OffsetSpec
-from kafka.structs import OffsetAndMetadata
+from kafka.admin import (
+    AlterConfigOp,
+    ConfigResource,
+    ConfigResourceType,
+    KafkaAdminClient,
+    OffsetSpec,
+)
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from dlq_operator.kafka.connection import client_config, connect
 from dlq_operator.kafka.errors import for_code, translate, translated
@@ -41,7 +46,7 @@ _COORDINATOR_MOVING = (
     kafka_errors.NotCoordinatorError,
 )
 _COORDINATOR_RETRY_SECONDS = 0.2
-_BROKER_ERROR = re.compile(r"\[Error (-?\d+)\]")
+_BROKER_ERROR = re.compile(r"\[Error (-?\d+)\] \w+: ?(.*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -155,14 +160,22 @@ class TopicAdmin:
         self._raise_first("create topics", failures)
         return existing
 
-    def alter_topic_configs(self, changes: Mapping[str, Mapping[str, str]]) -> None:
-        """Set the given keys on each topic, leaving its other configs as they are.
+    def alter_topic_configs(self, changes: Mapping[str, Mapping[str, str | None]]) -> None:
+        """Set the given keys on each topic (``None`` removes one: the broker's default applies
+        again), leaving its other configs as they are.
 
         One IncrementalAlterConfigs request (Kafka 2.3+) for all topics; a key not given
         keeps its value, unlike the legacy AlterConfigs, which resets it to the default.
         """
         resources = [
-            ConfigResource(ConfigResourceType.TOPIC, name, dict(configs))
+            ConfigResource(
+                ConfigResourceType.TOPIC,
+                name,
+                {
+                    key: (AlterConfigOp.DELETE, None) if value is None else value
+                    for key, value in configs.items()
+                },
+            )
             for name, configs in changes.items()
             if configs
         ]
@@ -175,7 +188,11 @@ class TopicAdmin:
         # kafka-python reports each topic's outcome as "OK" or the text of the broker error.
         self._raise_first(
             "alter topic configs",
-            [_error_from_text(text) for text in outcome.get("topic", {}).values() if text != "OK"],
+            [
+                _error_from_text(name, text)
+                for name, text in outcome.get("topic", {}).items()
+                if text != "OK"
+            ],
         )
 
     def create_partitions(self, totals: Mapping[str, int]) -> None:
@@ -240,6 +257,7 @@ class TopicAdmin:
         ]
         if not partitions:
             return {}
+
         def offsets_at(spec: OffsetSpec) -> dict[TopicPartition, Any]:
             request = dict.fromkeys(partitions, spec)
             return self._run("list offsets", lambda admin: admin.list_partition_offsets(request))
@@ -377,8 +395,8 @@ class TopicAdmin:
             raise self._translate(failures[0], f"{action} ({len(failures)} failed)")
 
 
-def _error_from_text(text: str) -> kafka_errors.KafkaError:
+def _error_from_text(topic: str, text: str) -> kafka_errors.KafkaError:
     match = _BROKER_ERROR.match(text)
     if match is None:
-        return kafka_errors.KafkaError(text)
-    return for_code(int(match.group(1)), text)
+        return kafka_errors.KafkaError(f"{topic}: {text}")
+    return for_code(int(match.group(1)), f"{topic}: {match.group(2)}")

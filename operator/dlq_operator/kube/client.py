@@ -62,7 +62,10 @@ class KubeClient:
         return self.api.sanitize_for_serialization(found)
 
     def apply_deployment(self, manifest: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Creates the Deployment or replaces its spec; returns ("created"|"updated"|"unchanged", it)."""
+        """Creates the Deployment or patches its spec.
+
+        Returns ("created" | "updated" | "unchanged", the Deployment).
+        """
         namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         current = self.read_deployment(namespace, name)
         with _translated(f"applying Deployment {namespace}/{name}"):

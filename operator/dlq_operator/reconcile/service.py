@@ -235,8 +235,9 @@ class DlqReconciler:
         grows = {p.topic.name: p.grow_to for p in changing if p.grow_to}
         if grows:
             await self._kafka(self.topics.create_partitions, grows)
+        # None removes a config: the topic falls back to the broker's default.
         alters = {
-            p.topic.name: (dict(p.set_configs), set(p.delete_configs))
+            p.topic.name: {**p.set_configs, **dict.fromkeys(p.delete_configs)}
             for p in changing
             if not p.create and (p.set_configs or p.delete_configs)
         }
