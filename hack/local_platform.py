@@ -502,9 +502,8 @@ def http_ok(url: str, expect: bytes, context: ssl.SSLContext | None = None) -> b
 
 def kafka_ready(bootstrap: str) -> bool:
     """Ready means a metadata request answers and lists this broker."""
-    from kafka.errors import KafkaError
-
     from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)

@@ -8,6 +8,7 @@ A platform that cannot start fails those tests with the component's log; it neve
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -21,7 +22,7 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
 import local_platform  # noqa: E402
-from tests.support import wait_for  # noqa: E402
+from tests.support import AlertReceiver, wait_for  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -165,8 +166,21 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="session")
-def operator_env(platform, crds, tmp_path_factory) -> dict[str, str]:
-    """Environment of an operator process under test: fast resync, free ports."""
+def alert_receiver() -> Iterator[AlertReceiver]:
+    receiver = AlertReceiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_env(platform, crds, alert_receiver) -> dict[str, str]:
+    """Environment of an operator process under test: fast resync and depth checks, free
+    ports, and one webhook sink of each kind pointing at the alert receiver."""
+    sinks = [
+        {"kind": "generic", "url": alert_receiver.url("/generic"), "max_attempts": 2},
+        {"kind": "alertmanager", "url": alert_receiver.url("/am"), "max_attempts": 2},
+        {"kind": "slack", "url": alert_receiver.url("/slack"), "max_attempts": 2},
+    ]
     env = dict(os.environ)
     env.update(platform.environment())
     env.update(
@@ -178,6 +192,7 @@ def operator_env(platform, crds, tmp_path_factory) -> dict[str, str]:
             "DLQ_HEALTH_PORT": str(local_platform.free_port()),
             "DLQ_METRICS_PORT": str(local_platform.free_port()),
             "DLQ_WORKER_IMAGE": "dlq-operator:test",
+            "DLQ_ALERT_SINKS": json.dumps(sinks),
         }
     )
     return env

@@ -26,3 +26,78 @@ def wait_for(
             return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
+
+
+def read_all(bootstrap: str, topic: str) -> list:
+    """Every record of ``topic`` up to its current end, with kafka-python (an independent
+    client, so tests do not check the project's adapter with itself)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records = []
+        while any(consumer.position(p) < end[p] for p in partitions):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def headers_of(record) -> dict[str, str]:
+    return {key: (value or b"").decode() for key, value in record.headers or ()}
+
+
+class AlertReceiver:
+    """A real HTTP server on loopback that records webhook calls (as an alert sink would
+    receive them) and can be told to fail with a status code, or to go away."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.calls: list[tuple[str, object]] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.calls.append((self.path, json.loads(body)))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server_class = ThreadingHTTPServer
+        self._handler = Handler
+        self._threading = threading
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._serve()
+
+    def _serve(self) -> None:
+        self._threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        """The sink goes down: connections are refused."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def start(self) -> None:
+        self.server = self._server_class(("127.0.0.1", self.port), self._handler)
+        self._serve()
+
+    def received(self, path: str, namespace: str) -> list:
+        """Payloads posted to ``path`` that concern DLQs of ``namespace``."""
+        return [body for p, body in self.calls if p == path and namespace in repr(body)]

@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 import typer
+from prometheus_client import start_http_server
 
 from dlq_operator import API_GROUP, API_VERSION, __version__
 from dlq_operator.api.naming import RECONCILE_TRIGGER_ANNOTATION
@@ -31,6 +32,11 @@ settings = get_settings()
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Connects the adapters once and configures kopf's bookkeeping under our own names."""
+    # Imported here: the operator's metrics (dlq_parked, ...) must not be registered in a
+    # worker process, whose own dlq_parked_total would clash with them.
+    from dlq_operator.monitor.service import DepthMonitor
+    from dlq_operator.monitor.sinks import WebhookSinkConfig
+
     operator_settings = get_settings()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="dlq.orion.io")
@@ -46,9 +52,25 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             kube.annotate, plural, namespace, name, {RECONCILE_TRIGGER_ANNOTATION: why}
         )
 
+    admin = TopicAdmin(operator_settings.kafka)
     memo.kube = kube
     memo.nudge = nudge
-    memo.reconciler = DlqReconciler(TopicAdmin(operator_settings.kafka), kube, operator_settings)
+    memo.reconciler = DlqReconciler(admin, kube, operator_settings)
+    if operator_settings.metrics_port:
+        start_http_server(operator_settings.metrics_port)
+    monitor = DepthMonitor(
+        TopicAdmin(operator_settings.kafka, client_id="dlq-operator-monitor"),
+        kube,
+        [WebhookSinkConfig.model_validate(sink) for sink in operator_settings.alert_sinks],
+        interval=operator_settings.monitor_interval_seconds,
+    )
+    memo.monitor_task = asyncio.create_task(monitor.run(), name="depth-monitor")
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """Stops the depth monitor with the operator."""
+    memo.monitor_task.cancel()
 
 
 # -- RetryPolicy -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,7 +78,13 @@ class Settings(BaseSettings):
     worker_kafka_secret: str | None = Field(
         None, description="Secret mounted into retry workers for Kafka credentials (files)."
     )
-    monitor_interval_seconds: float = Field(60.0, gt=0)
+    monitor_interval_seconds: float = Field(60.0, gt=0, description="Depth check period.")
+    alert_sinks: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Webhook sinks for depth alerts, as JSON: "
+        '[{"kind": "alertmanager", "url_file": "/etc/dlq-operator/sinks/am-url"}, ...]; '
+        "kinds generic, alertmanager and slack.",
+    )
     resync_interval_seconds: float = Field(
         300.0, gt=0, description="How often topics are compared with their spec (drift)."
     )

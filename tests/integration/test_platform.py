@@ -7,11 +7,10 @@ import subprocess
 import threading
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
-
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 
 def test_kafka_topic_produce_and_consume(kafka_bootstrap: str, topic_prefix: str) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kubernetes import client
 
-from kafka import KafkaAdminClient
 from tests.support import wait_for
 
 GROUP, VERSION = "dlq.orion.io", "v1alpha1"

@@ -24,10 +24,10 @@ HOUR = timedelta(hours=1)
 def resource(status: dict[str, Any] | None = None, *, retry: bool = True) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "sourceTopic": "orders",
-        "alerting": {"warningThreshold": 10, "criticalThreshold": 50},
+        "alerting": {"warnThreshold": 10, "criticalThreshold": 50, "renotifyInterval": "1h"},
     }
     if retry:
-        spec["retry"] = {"policyRef": "standard"}
+        spec["retry"] = {"policyRef": {"name": "standard"}}
     return {
         "metadata": {"namespace": "shop", "name": "orders", "generation": 3},
         "spec": spec,
@@ -62,7 +62,7 @@ def apply(status: dict[str, Any], patch: dict[str, Any] | None) -> dict[str, Any
 
 def check(status: dict[str, Any], depth: DepthFigures, minute: int = 0) -> DlqCheck:
     """One check of the ``orders`` DLQ at ``minute`` with a one-hour renotify interval."""
-    return check_dlq(resource(status), depth, now=T0 + minute * MINUTE, renotify_interval=HOUR)
+    return check_dlq(resource(status), depth, now=T0 + minute * MINUTE)
 
 
 def checked(status: dict[str, Any], depth: DepthFigures, minute: int = 0) -> dict[str, Any]:
@@ -266,17 +266,37 @@ def test_recovery_after_stale_flips_depth_known_back() -> None:
 def test_a_threshold_change_updates_observed_generation() -> None:
     changed = resource(checked({}, figures(3)))
     changed["metadata"]["generation"] = 4
-    patch = check_dlq(changed, figures(3), now=T0 + MINUTE, renotify_interval=HOUR).status_patch
+    patch = check_dlq(changed, figures(3), now=T0 + MINUTE).status_patch
     assert patch is not None
     assert {c["observedGeneration"] for c in patch["conditions"]} == {4}
 
 
 def test_thresholds_come_from_the_spec() -> None:
     quiet = resource()
-    quiet["spec"]["alerting"] = {"warningThreshold": 100}
-    result = check_dlq(quiet, figures(57), now=T0, renotify_interval=HOUR)
+    quiet["spec"]["alerting"] = {"warnThreshold": 100, "criticalThreshold": 200}
+    result = check_dlq(quiet, figures(57), now=T0)
     assert result.level is AlertLevel.OK
     assert result.notification is None
+
+
+def test_the_alert_figure_comes_from_the_spec() -> None:
+    on_parked = resource()
+    on_parked["spec"]["alerting"] = {
+        "warnThreshold": 5,
+        "criticalThreshold": 50,
+        "metric": "parked",
+    }
+    result = check_dlq(on_parked, figures(100, parked=7), now=T0)
+    assert result.level is AlertLevel.WARNING
+    assert result.notification is not None
+    assert "7 parked messages" in result.notification.message
+
+
+def test_alerting_switched_off_never_alerts() -> None:
+    silent = resource()
+    silent["spec"]["alerting"] = {"enabled": False}
+    result = check_dlq(silent, figures(1000), now=T0)
+    assert (result.level, result.notification) == (AlertLevel.OK, None)
 
 
 def test_upsert_condition_replaces_in_place() -> None:

@@ -287,8 +287,10 @@ class DeadLetterQueueStatus(StatusModel):
         description="Records that still need somebody: pending + parked with retries on; "
         "unresolved dead-letter records + parked with retries off.",
     )
-    oldest_unresolved_age_seconds: int | None = Field(
-        None, description="Age of the oldest unresolved message, in seconds."
+    oldest_unresolved_at: Timestamp | None = Field(
+        None,
+        description="When the oldest unresolved message was dead-lettered (its age is the "
+        "metric dlq_oldest_unresolved_age_seconds).",
     )
     inflow_per_minute: float | None = Field(
         None, description="New dead-letter records per minute since the previous check."

@@ -352,7 +352,7 @@ class TopicAdmin:
             return self._client
 
     def _connect(self) -> KafkaAdminClient:
-        client, network = connect(KafkaAdminClient, "connect", self._settings, **self._config)
+        client, network = connect(KafkaAdminClient, self._settings, **self._config)
         manager = network._manager
         send = manager.send
 

@@ -30,7 +30,7 @@ def client_config(settings: KafkaSettings, client_id: str, **overrides: Any) -> 
 
 
 def connect(
-    factory: Callable[..., Client], action: str, settings: KafkaSettings, **config: Any
+    factory: Callable[..., Client], settings: KafkaSettings, **config: Any
 ) -> tuple[Client, KafkaNetClient]:
     """A kafka-python client (admin, producer or consumer) and the network client inside it.
 
@@ -45,7 +45,7 @@ def connect(
         return created[-1]
 
     try:
-        with translated(action, settings.bootstrap_servers):
+        with translated("connect", settings.bootstrap_servers):
             return factory(kafka_client=network_client, **config), created[0]
     except BaseException:
         for client in created:

@@ -71,7 +71,10 @@ class GroupConsumer:
         return [consumed(record) for records in batches.values() for record in records]
 
     def commit(self, offsets: Mapping[Partition, int]) -> None:
-        """Commit, for each partition, the offset of the next record to read."""
+        """Commit, for each partition, the offset of the next record to read.
+
+        :class:`KafkaError` when the group gave a partition to another member meanwhile.
+        """
         if not offsets:
             return
         with self._translated("commit"):
@@ -110,7 +113,7 @@ class GroupConsumer:
 
     def _connected(self) -> KafkaConsumer:
         if self._consumer is None:
-            consumer, _ = connect(KafkaConsumer, "connect", self._settings, **self._config)
+            consumer, _ = connect(KafkaConsumer, self._settings, **self._config)
             self._listener.consumer = consumer
             consumer.subscribe(self._topics, listener=self._listener)
             self._consumer = consumer

@@ -136,12 +136,11 @@ class RecordProducer:
                 session.producer.flush(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Send what is queued (waiting up to ``timeout`` seconds), then disconnect."""
+        """Send what is queued, waiting up to ``timeout`` seconds, then disconnect."""
         with self._lock:
             session, self._session = self._session, None
         if session is not None:
-            with translated("close producer", self._settings.bootstrap_servers):
-                session.producer.close(timeout)
+            _close(session.producer, timeout)
         self._topics.close()
 
     def __enter__(self) -> RecordProducer:
@@ -168,11 +167,11 @@ class RecordProducer:
         with self._lock:
             old = session = self._session
             if session is None or session.poisoned:
-                producer, _ = connect(KafkaProducer, "connect", self._settings, **self._config)
+                producer, _ = connect(KafkaProducer, self._settings, **self._config)
                 session = self._session = _Session(producer)
         if old is not None and old.poisoned:
             # Its records have all failed already; closing it only stops its threads.
-            old.producer.close(self._settings.request_timeout_ms / 1000)
+            _close(old.producer, self._settings.request_timeout_ms / 1000)
         return session
 
     def _failure(self, session: _Session, exc: BaseException, topic: str) -> BaseException:
@@ -188,3 +187,15 @@ class RecordProducer:
             if self._idempotent and not isinstance(exc, _RECOVERABLE):
                 session.poisoned = True
         return translate(exc, f"produce to {topic}", self._settings.bootstrap_servers)
+
+
+def _close(producer: KafkaProducer, timeout: float | None) -> None:
+    """Close ``producer``, waiting up to ``timeout`` seconds for its queued records.
+
+    kafka-python cannot drop queued records: those left after ``timeout`` fail within
+    ``delivery_timeout_ms``, and only then is the producer gone.
+    """
+    try:
+        producer.close(timeout)
+    except kafka_errors.KafkaTimeoutError:
+        producer.close()

@@ -144,7 +144,7 @@ class RecordReader:
 
     def _connected(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer, _ = connect(KafkaConsumer, "connect", self._settings, **self._config)
+            self._consumer, _ = connect(KafkaConsumer, self._settings, **self._config)
         return self._consumer
 
     def _translated(self, action: str) -> AbstractContextManager[None]:

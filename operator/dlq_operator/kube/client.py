@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import urllib3
@@ -41,6 +42,7 @@ class KubeClient:
         self.api = api_client or self._default_client()
         self.apps = client.AppsV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
 
     @staticmethod
     def _default_client() -> client.ApiClient:
@@ -143,6 +145,43 @@ class KubeClient:
             return self.custom.create_namespaced_custom_object(
                 API_GROUP, API_VERSION, namespace, plural, body
             )
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patches the status subresource of one of our objects (gone: ignored)."""
+        with _translated(f"patching status of {plural} {namespace}/{name}"):
+            try:
+                self.custom.patch_namespaced_custom_object_status(
+                    API_GROUP, API_VERSION, namespace, plural, name, {"status": status}
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Records a Kubernetes Event about one of our objects (as kubectl describe shows)."""
+        meta = obj["metadata"]
+        now = datetime.now(UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=obj.get("apiVersion"),
+                kind=obj.get("kind"),
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta.get("uid"),
+            ),
+            type=type_,
+            reason=reason,
+            message=message[:1024],
+            source=client.V1EventSource(component="dlq-operator"),
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        )
+        with _translated(f"posting event {reason} on {meta['namespace']}/{meta['name']}"):
+            self.core.create_namespaced_event(meta["namespace"], event)
 
     def call(self, action: str, fn: Callable[[], T]) -> T:
         """Runs another client call with the same error translation."""

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from dlq_operator.api import DeadLetterQueueSpec, parse_duration
+from dlq_operator.api.naming import resolved_group_name, retry_group_name
 from dlq_operator.monitor.alerts import (
     ALERT_CONDITION,
     AlertLevel,
@@ -72,16 +74,6 @@ GroupOffsets = Mapping[str, Mapping[str, Mapping[int, int]]]
 """group -> topic -> partition -> committed offset; nothing committed is absent."""
 
 
-def retry_group_name(namespace: str, name: str) -> str:
-    """Consumer group of a DLQ's retry worker."""
-    return f"dlq-operator.retry.{namespace}.{name}"
-
-
-def resolved_group_name(namespace: str, name: str) -> str:
-    """Consumer group holding a DLQ's resolved watermarks (see :mod:`.depth`)."""
-    return f"dlq-operator.resolved.{namespace}.{name}"
-
-
 @dataclass(frozen=True)
 class DlqTarget:
     """What the monitor queries for one DLQ resource."""
@@ -106,21 +98,38 @@ class DlqTarget:
 
 
 def target_of(resource: Resource) -> DlqTarget:
-    metadata, spec = resource["metadata"], resource.get("spec") or {}
-    dlq_topic = f"{spec['sourceTopic']}.dlq"
+    metadata = resource["metadata"]
+    spec = DeadLetterQueueSpec.model_validate(resource.get("spec") or {})
     return DlqTarget(
         namespace=metadata["namespace"],
         name=metadata["name"],
-        dlq_topic=dlq_topic,
-        parked_topic=f"{dlq_topic}.parked",
-        retry_enabled=bool((spec.get("retry") or {}).get("policyRef")),
+        dlq_topic=spec.topic_name,
+        parked_topic=spec.parked_topic_name,
+        retry_enabled=bool(spec.retry and spec.retry.policy_ref),
     )
 
 
-def thresholds_of(resource: Resource) -> tuple[int | None, int | None]:
-    """(warning, critical) from ``spec.alerting``; a missing threshold is disabled."""
-    alerting = (resource.get("spec") or {}).get("alerting") or {}
-    return alerting.get("warningThreshold"), alerting.get("criticalThreshold")
+@dataclass(frozen=True)
+class AlertRule:
+    """What a DLQ alerts on: which figure, its thresholds, how often to repeat."""
+
+    figure: str
+    warning: int | None
+    critical: int | None
+    renotify_interval: timedelta | None
+
+
+def alert_rule_of(resource: Resource) -> AlertRule:
+    """``spec.alerting``; alerting switched off means no thresholds at all."""
+    alerting = DeadLetterQueueSpec.model_validate(resource.get("spec") or {}).alerting
+    if not alerting.enabled:
+        return AlertRule(alerting.metric.value, None, None, None)
+    return AlertRule(
+        alerting.metric.value,
+        alerting.warn_threshold,
+        alerting.critical_threshold,
+        parse_duration(alerting.renotify_interval),
+    )
 
 
 @dataclass(frozen=True)
@@ -189,22 +198,22 @@ def check_dlq(
     figures: DepthFigures,
     *,
     now: datetime,
-    renotify_interval: timedelta | None,
     heartbeat: timedelta = DEFAULT_HEARTBEAT,
 ) -> DlqCheck:
     target = target_of(resource)
-    warning, critical = thresholds_of(resource)
+    rule = alert_rule_of(resource)
     status = resource.get("status") or {}
     reading = DepthReading(
         namespace=target.namespace,
         name=target.name,
         topic=target.dlq_topic,
-        value=figures.unresolved,
-        warning_threshold=warning,
-        critical_threshold=critical,
+        value=getattr(figures, rule.figure),
+        warning_threshold=rule.warning,
+        critical_threshold=rule.critical,
+        figure=rule.figure,
     )
     before = AlertState.from_status(status)
-    renotify = renotify_interval
+    renotify = rule.renotify_interval
     after, kind = next_alert(before, reading.level, now=now, renotify_interval=renotify)
     notification = (
         make_notification(kind, before, after, reading, now=now, renotify_interval=renotify)

@@ -42,6 +42,7 @@ from dlq_operator.kafka import (
     Partition,
     RecordProducer,
     RecordReader,
+    RecordRejected,
     RecordTooLarge,
     TopicAdmin,
 )
@@ -71,6 +72,17 @@ class _Sent:
     payload: bytes | None  # the packed retry, to send it again after a passing failure
     parked_reason: ParkedReason | None = None
     parked_detail: str = ""
+
+
+def _parked_reason_for(error: BaseException) -> ParkedReason | None:
+    """Why a failed republish is parked; None when it may succeed later (send it again)."""
+    if isinstance(error, RecordTooLarge):
+        return ParkedReason.TOO_LARGE
+    if isinstance(error, RecordRejected):
+        return ParkedReason.NON_RETRYABLE
+    if isinstance(error, TopicNotFound):
+        return ParkedReason.UNKNOWN_TOPIC
+    return None
 
 
 class RetryWorker:
@@ -279,12 +291,8 @@ class RetryWorker:
             self._park_later(sent)
             return
         metrics.RETRY_FAILED.labels(sent.original_topic).inc()
-        if isinstance(error, RecordTooLarge | TopicNotFound):
-            reason = (
-                ParkedReason.TOO_LARGE
-                if isinstance(error, RecordTooLarge)
-                else ParkedReason.UNKNOWN_TOPIC
-            )
+        reason = _parked_reason_for(error)
+        if reason is not None:
             self._park_later(
                 _Sent(sent.future, sent.partition, sent.offset, None, None, reason, str(error)),
                 delay=0.0,

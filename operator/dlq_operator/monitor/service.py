@@ -1,0 +1,181 @@
+"""The periodic depth monitor: one cycle for all DLQs, on a fixed schedule.
+
+Each cycle lists the DeadLetterQueue objects once, asks the broker for the offsets of every
+DLQ and parked topic and the committed offsets of every retry and resolved group in a
+constant number of batched requests (:mod:`.cycle` plans them), computes each DLQ's
+figures, and then writes only what changed: status patches, metrics, Events and webhook
+notifications. Webhooks are sent in the background, so a slow or failing sink never delays
+the next cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from dlq_operator.errors import DlqError, KafkaError, TopicNotFound
+from dlq_operator.kafka import TopicAdmin
+from dlq_operator.kube import KubeClient
+from dlq_operator.monitor import metrics
+from dlq_operator.monitor.cycle import check_dlq, observe, plan_query, stale_patch, target_of
+from dlq_operator.monitor.depth import InflowSample, compute_figures
+from dlq_operator.monitor.sinks import WebhookSinkConfig, event_for, send_notification
+
+log = logging.getLogger(__name__)
+PLURAL = "deadletterqueues"
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, for logs, tests and benchmarks."""
+
+    dlqs: int = 0
+    patches: int = 0
+    notifications: int = 0
+    broker_requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    patched: list[tuple[str, str]] = field(default_factory=list)
+
+
+class DepthMonitor:
+    """Measures every DLQ once per ``interval`` seconds."""
+
+    def __init__(
+        self,
+        admin: TopicAdmin,
+        kube: KubeClient,
+        sinks: Iterable[WebhookSinkConfig] = (),
+        *,
+        interval: float = 60.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.admin = admin
+        self.kube = kube
+        self.sinks = list(sinks)
+        self.interval = interval
+        self.now = now
+        self.samples: dict[tuple[str, str], InflowSample] = {}
+        self.known: set[tuple[str, str]] = set()
+        self.deliveries: set[asyncio.Task[Any]] = set()
+
+    async def run(self) -> None:
+        """Runs cycles until cancelled; a cycle that overruns delays the next, never skips
+        the schedule's rhythm."""
+        next_start = time.monotonic()
+        while True:
+            try:
+                report = await self.cycle()
+                log.debug("depth cycle: %s", report)
+            except DlqError as exc:
+                metrics.CHECK_ERRORS.inc()
+                log.warning("depth cycle failed: %s", exc)
+            next_start += self.interval
+            await asyncio.sleep(max(next_start - time.monotonic(), 0.0))
+
+    async def cycle(self) -> CycleReport:
+        """One measurement of every DLQ."""
+        started = time.monotonic()
+        requests_before = self.admin.requests_sent
+        report = CycleReport()
+        resources = [
+            r
+            for r in await asyncio.to_thread(self.kube.list_objects, PLURAL)
+            if not r["metadata"].get("deletionTimestamp")
+        ]
+        checked = []
+        for resource in resources:
+            try:
+                checked.append((resource, target_of(resource)))
+            except ValidationError:
+                continue  # admission refuses such specs; an old object is not worth a crash
+        report.dlqs = len(checked)
+        self._forget_deleted({target.key for _, target in checked})
+        query = plan_query(target for _, target in checked)
+        try:
+            offsets = await asyncio.to_thread(self.admin.list_offsets, query.topics)
+            committed = await asyncio.to_thread(self.admin.committed_offsets, query.groups)
+        except KafkaError as exc:
+            metrics.CHECK_ERRORS.inc()
+            report.error = str(exc)
+            message = f"figures are stale: Kafka could not be queried ({exc.reason})"
+            patches = [
+                (r, stale_patch(r, reason=exc.reason, message=message, now=self.now()))
+                for r, _ in checked
+            ]
+            await self._apply(patches, report)
+            return self._finish(report, started, requests_before)
+
+        now = self.now()
+        patches = []
+        for resource, target in checked:
+            observation = observe(target, offsets, committed)
+            if observation is None:
+                message = f"topic {target.dlq_topic} does not exist"
+                patches.append(
+                    (
+                        resource,
+                        stale_patch(
+                            resource, reason=TopicNotFound.reason, message=message, now=now
+                        ),
+                    )
+                )
+                continue
+            figures, self.samples[target.key] = compute_figures(
+                observation, now=now, previous=self.samples.get(target.key)
+            )
+            check = check_dlq(resource, figures, now=now)
+            metrics.publish_figures(
+                target.namespace, target.name, target.dlq_topic, figures, check.level
+            )
+            if check.notification is not None:
+                report.notifications += 1
+                await self._notify(resource, check.notification)
+            patches.append((resource, check.status_patch))
+        await self._apply(patches, report)
+        return self._finish(report, started, requests_before)
+
+    def _finish(self, report: CycleReport, started: float, requests_before: int) -> CycleReport:
+        report.seconds = time.monotonic() - started
+        report.broker_requests = self.admin.requests_sent - requests_before
+        metrics.CHECK_DURATION.observe(report.seconds)
+        return report
+
+    async def _apply(
+        self, patches: list[tuple[dict[str, Any], dict[str, Any] | None]], report: CycleReport
+    ) -> None:
+        changed = [(r, p) for r, p in patches if p]
+        for resource, patch in changed:
+            meta = resource["metadata"]
+            await asyncio.to_thread(
+                self.kube.patch_status, PLURAL, meta["namespace"], meta["name"], patch
+            )
+            report.patched.append((meta["namespace"], meta["name"]))
+        report.patches = len(changed)
+
+    async def _notify(self, resource: dict[str, Any], notification: Any) -> None:
+        """An Event now; webhooks in the background, so sinks never hold the cycle up."""
+        event = event_for(notification)
+        try:
+            await asyncio.to_thread(
+                self.kube.post_event, resource, event.type, event.reason, event.message
+            )
+        except DlqError as exc:
+            log.warning("could not post event %s: %s", event.reason, exc)
+        if self.sinks:
+            task = asyncio.create_task(send_notification(notification, self.sinks))
+            self.deliveries.add(task)
+            task.add_done_callback(self.deliveries.discard)
+
+    def _forget_deleted(self, current: set[tuple[str, str]]) -> None:
+        for namespace, name in self.known - current:
+            metrics.forget(namespace, name)
+            self.samples.pop((namespace, name), None)
+        self.known = current

@@ -1,0 +1,193 @@
+"""TopicAdmin against the real broker: topics, batched offsets, groups, outages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from dlq_operator.envelope import KafkaRecord
+from dlq_operator.errors import KafkaUnavailable, TopicNotFound, TopicOperationRefused
+from dlq_operator.kafka import RecordProducer, TopicAdmin, TopicSpec
+from dlq_operator.settings import KafkaSettings
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=kafka_bootstrap, request_timeout_ms=3000)
+
+
+@pytest.fixture
+def admin(settings: KafkaSettings) -> Iterator[TopicAdmin]:
+    with TopicAdmin(settings) as admin:
+        yield admin
+
+
+@pytest.fixture
+def producer(settings: KafkaSettings) -> Iterator[RecordProducer]:
+    with RecordProducer(settings, client_id="test-admin") as producer:
+        yield producer
+
+
+def produce(producer: RecordProducer, topic: str, counts: dict[bytes, int]) -> None:
+    """For each key, that many records with that key."""
+    for key, count in counts.items():
+        for n in range(count):
+            producer.send(KafkaRecord(topic, key, b"v%d" % n, []))
+    producer.flush(10)
+
+
+def test_topic_lifecycle(admin: TopicAdmin, topic_prefix: str) -> None:
+    first, second, missing = (f"{topic_prefix}{name}" for name in ("first", "second", "missing"))
+    specs = [
+        TopicSpec(first, 3, None, {"retention.ms": "3600000", "cleanup.policy": "delete"}),
+        TopicSpec(second, 1, 1),
+    ]
+
+    assert admin.create_topics(specs) == set()
+    assert admin.create_topics(specs) == {first, second}
+    described = admin.describe_topics([first, second, missing])
+    assert set(described) == {first, second}
+    assert (described[first].partitions, described[first].replication_factor) == (3, 1)
+    assert described[first].configs == {"retention.ms": "3600000", "cleanup.policy": "delete"}
+    assert described[second].configs == {}
+
+    admin.alter_topic_configs(
+        {first: {"retention.ms": "60000"}, second: {"max.message.bytes": "2048"}}
+    )
+    admin.create_partitions({second: 4})
+    described = admin.describe_topics([first, second])
+    assert described[first].configs == {"retention.ms": "60000", "cleanup.policy": "delete"}
+    assert described[second].configs == {"max.message.bytes": "2048"}
+    assert described[second].partitions == 4
+
+    admin.alter_topic_configs({first: {"cleanup.policy": None}})
+    assert admin.describe_topics([first])[first].configs == {"retention.ms": "60000"}
+
+    admin.delete_topics([first, second, missing])
+    assert not admin.topic_exists(first)
+    assert admin.describe_topics([first, second]) == {}
+
+
+def test_refused_operations(admin: TopicAdmin, topic_prefix: str) -> None:
+    topic = f"{topic_prefix}refused"
+    admin.create_topics([TopicSpec(topic, 2)])
+
+    with pytest.raises(TopicOperationRefused, match="replication factor"):
+        admin.create_topics([TopicSpec(f"{topic_prefix}wide", 1, 3)])
+    with pytest.raises(TopicOperationRefused, match=r"no\.such\.config"):
+        admin.alter_topic_configs({topic: {"no.such.config": "1"}})
+    with pytest.raises(TopicOperationRefused, match="not be an increase"):
+        admin.create_partitions({topic: 1})
+    with pytest.raises(TopicNotFound):
+        admin.alter_topic_configs({f"{topic_prefix}missing": {"retention.ms": "1"}})
+    with pytest.raises(TopicNotFound):
+        admin.delete_records({f"{topic_prefix}missing": {0: -1}})
+    assert admin.broker_default_replication_factor() == 1
+
+
+def test_list_offsets_of_many_topics_in_few_requests(
+    admin: TopicAdmin, producer: RecordProducer, topic_prefix: str
+) -> None:
+    topics = [f"{topic_prefix}many{n}" for n in range(50)]
+    admin.create_topics([TopicSpec(topic, 3) for topic in topics])
+    produce(producer, topics[7], {b"a": 5, b"b": 2})
+    missing = f"{topic_prefix}missing"
+
+    offsets = admin.list_offsets([*topics, missing])
+    assert set(offsets) == set(topics)
+    assert all(set(partitions) == {0, 1, 2} for partitions in offsets.values())
+    assert offsets[topics[0]] == {0: (0, 0), 1: (0, 0), 2: (0, 0)}
+    assert sum(high - low for low, high in offsets[topics[7]].values()) == 7
+
+    def requests_for(names: list[str]) -> int:
+        before = admin.requests_sent
+        admin.list_offsets(names)
+        return admin.requests_sent - before
+
+    # One broker: a metadata request, then a metadata and a ListOffsets request for the
+    # earliest and for the latest offsets, however many topics. (Right after topics are
+    # created, kafka-python may also retry a partition whose leader is not ready yet.)
+    assert requests_for([*topics, missing]) == requests_for(topics[:1]) == 5
+    assert admin.list_offsets([missing]) == {}
+
+
+def test_committed_offsets_of_several_groups(
+    admin: TopicAdmin, topic_prefix: str, unique: str
+) -> None:
+    one, two = f"{topic_prefix}one", f"{topic_prefix}two"
+    admin.create_topics([TopicSpec(one, 2), TopicSpec(two, 1)])
+    resolved, retry, idle = (f"{name}-{unique}" for name in ("resolved", "retry", "idle"))
+
+    admin.commit_group_offsets(resolved, {(one, 0): 4, (one, 1): 2, (two, 0): 9})
+    admin.commit_group_offsets(retry, {(two, 0): 1})
+
+    committed = admin.committed_offsets({resolved: {one}, retry: {one, two}, idle: {one}})
+    assert committed == {resolved: {one: {0: 4, 1: 2}}, retry: {two: {0: 1}}}
+
+    admin.commit_group_offsets(resolved, {(one, 0): 5})
+    assert admin.committed_offsets({resolved: {one}})[resolved][one] == {0: 5, 1: 2}
+
+
+def test_delete_records_moves_low(
+    admin: TopicAdmin, producer: RecordProducer, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}purge"
+    admin.create_topics([TopicSpec(topic, 1)])
+    produce(producer, topic, {b"k": 10})
+
+    assert admin.delete_records({topic: {0: 6}}) == {topic: {0: 6}}
+    assert admin.list_offsets([topic]) == {topic: {0: (6, 10)}}
+    assert admin.delete_records({topic: {0: -1}}) == {topic: {0: 10}}
+    assert admin.list_offsets([topic]) == {topic: {0: (10, 10)}}
+
+
+def test_broker_outage_is_reported_quickly_and_survived(
+    platform, settings: KafkaSettings, admin: TopicAdmin, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}outage"
+    admin.create_topics([TopicSpec(topic, 1)])
+    outage_producer = RecordProducer(
+        settings, client_id="test-outage", delivery_timeout_ms=4000, linger_ms=0
+    )
+    outage_producer.send_and_wait(KafkaRecord(topic, b"k", b"before", []))
+    threads = threading.active_count()
+
+    platform.stop("kafka")
+    try:
+        started = time.monotonic()
+        with pytest.raises(KafkaUnavailable, match=settings.bootstrap_servers):
+            admin.list_offsets([topic])
+        with pytest.raises(KafkaUnavailable):
+            admin.committed_offsets({"some-group": {topic}})
+        assert time.monotonic() - started < 2
+
+        never_connected = TopicAdmin(settings)
+        started = time.monotonic()
+        with pytest.raises(KafkaUnavailable):
+            never_connected.topic_exists(topic)
+        assert time.monotonic() - started < settings.request_timeout_ms / 1000 + 2
+        assert threading.active_count() == threads, "a failed connection left its IO thread"
+
+        started = time.monotonic()
+        with pytest.raises(KafkaUnavailable):
+            outage_producer.send_and_wait(KafkaRecord(topic, b"k", b"during", []))
+        assert time.monotonic() - started < 4 + 2
+    finally:
+        platform.start("kafka")
+
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            offsets = admin.list_offsets([topic])
+            break
+        except KafkaUnavailable:
+            assert time.monotonic() < deadline, "the admin did not reconnect"
+            time.sleep(0.2)
+    assert offsets == {topic: {0: (0, 1)}}
+    assert never_connected.topic_exists(topic)
+    never_connected.close()
+    assert outage_producer.send_and_wait(KafkaRecord(topic, b"k", b"after", [])).offset == 1
+    outage_producer.close()
