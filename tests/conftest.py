@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -136,26 +138,25 @@ class OperatorProcess:
     """`dlq-operator run` as a child process, with its log kept for failing tests."""
 
     def __init__(self, log: Path, env: dict[str, str]) -> None:
-        import subprocess
-
         self.log = log
         self.env = env
-        self._out = log.open("ab")
+        self.start()
+
+    def start(self) -> None:
+        self._out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "dlq-operator"), "run"],
-            env=env,
+            env=self.env,
             stdout=self._out,
             stderr=subprocess.STDOUT,
         )
 
     def stop(self, kill: bool = False) -> int:
-        import signal
-
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self._out.close()
@@ -209,7 +210,6 @@ def operator(operator_env, tmp_path_factory) -> Iterator[OperatorProcess]:
 @pytest.fixture
 def kubectl(tools_bin, kubeconfig):
     """Runs the built kubectl against the platform; returns the CompletedProcess."""
-    import subprocess
 
     def run(*args: str, input: str | None = None, check: bool = True):
         return subprocess.run(

@@ -16,14 +16,17 @@ from prometheus_client import start_http_server
 from dlq_operator import API_GROUP, API_VERSION, __version__
 from dlq_operator.api.naming import RECONCILE_TRIGGER_ANNOTATION
 from dlq_operator.handlers import deadletterqueue as dlq_handlers
+from dlq_operator.handlers import reprocessrequest as reprocess_handlers
 from dlq_operator.handlers import retrypolicy as policy_handlers
 from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kube import KubeClient
 from dlq_operator.reconcile.service import DlqReconciler
+from dlq_operator.reprocess.controller import ReprocessController
 from dlq_operator.settings import get_settings
 
 DLQ = (API_GROUP, API_VERSION, dlq_handlers.PLURAL)
 POLICY = (API_GROUP, API_VERSION, policy_handlers.PLURAL)
+REPROCESS = (API_GROUP, API_VERSION, reprocess_handlers.PLURAL)
 FINALIZER = "dlq.orion.io/finalizer"
 
 settings = get_settings()
@@ -56,6 +59,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.kube = kube
     memo.nudge = nudge
     memo.reconciler = DlqReconciler(admin, kube, operator_settings)
+    memo.reprocess = ReprocessController(kube, operator_settings.kafka)
     if operator_settings.metrics_port:
         start_http_server(operator_settings.metrics_port)
     monitor = DepthMonitor(
@@ -97,6 +101,10 @@ kopf.timer(
     id="resync",
 )(dlq_handlers.reconcile)
 kopf.on.delete(*DLQ)(dlq_handlers.finalize)
+
+# -- ReprocessRequest ---------------------------------------------------------------------
+# Deleting a request stops its daemon between two batches; nothing to clean up after it.
+kopf.daemon(*REPROCESS, cancellation_timeout=30, initial_delay=0)(reprocess_handlers.replay)
 
 
 cli = typer.Typer(

@@ -1,0 +1,274 @@
+"""Runs one ReprocessRequest to its end, resumable across operator restarts.
+
+The request's status is its memory: the phase, the counters and a checkpoint per partition,
+saved after every acknowledged batch. An operator that stops mid-replay leaves the phase
+``Running``; the next one resumes from the checkpoint, so at most the batch that was in
+flight is sent twice (with the same ``x-dlq-id`` headers).
+
+At most one request per DeadLetterQueue replays at a time (two replays of one queue would
+race on its resolved watermarks and surprise whoever reads the target); the others wait
+``Pending``. ``spec.suspend`` or deleting the request cancels it between two batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from dlq_operator.api import DeadLetterQueueSpec, ReprocessPhase, ReprocessRequestSpec
+from dlq_operator.api.conditions import set_condition
+from dlq_operator.api.naming import resolved_group_name
+from dlq_operator.api.reprocessrequest import ReprocessSource
+from dlq_operator.errors import DlqError
+from dlq_operator.kube import KubeClient
+from dlq_operator.reprocess.engine import ReplayOutcome
+from dlq_operator.reprocess.progress import Progress
+from dlq_operator.reprocess.records import reprocessed_by_request
+from dlq_operator.reprocess.runner import replay
+from dlq_operator.settings import KafkaSettings
+
+PLURAL = "reprocessrequests"
+TERMINAL = {ReprocessPhase.SUCCEEDED, ReprocessPhase.FAILED, ReprocessPhase.CANCELLED}
+
+REPLAYED = Counter(
+    "dlq_reprocess_records_total",
+    "Records handled by ReprocessRequests.",
+    ["namespace", "request", "result"],
+)
+RUNNING = Gauge("dlq_reprocess_running", "ReprocessRequests replaying right now.")
+
+
+@dataclass(frozen=True)
+class RequestRef:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+
+
+class StopSignal:
+    """Cancels a replay between batches: the request is suspended or deleted, or the
+    operator stops. Read from the replay's thread, so it only reads plain flags."""
+
+    def __init__(self, stopping: Callable[[], bool], suspended: Callable[[], bool]) -> None:
+        self.stopping = stopping
+        self.suspended = suspended
+
+    def is_set(self) -> bool:
+        return self.stopping() or self.suspended()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = time.monotonic() + (timeout or 0.0)
+        while not self.is_set() and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
+        return self.is_set()
+
+
+class ReprocessController:
+    """Replays ReprocessRequests; one instance per operator process."""
+
+    def __init__(self, kube: KubeClient, kafka: KafkaSettings) -> None:
+        self.kube = kube
+        self.kafka = kafka
+        self.running: dict[tuple[str, str], str] = {}  # (namespace, DLQ) -> request name
+
+    async def run(
+        self,
+        body: Mapping[str, Any],
+        stopping: Callable[[], bool],
+        deleted: Callable[[], bool],
+    ) -> None:
+        """Takes the request from wherever its status says to a terminal phase (or leaves
+        it Running when the operator stops)."""
+        meta, status = body["metadata"], body.get("status") or {}
+        ref = RequestRef(meta["namespace"], meta["name"], meta["uid"], meta.get("generation", 1))
+        if status.get("phase") in TERMINAL:
+            return
+        spec = ReprocessRequestSpec.model_validate(body["spec"])
+
+        def suspended() -> bool:
+            return bool((body.get("spec") or {}).get("suspend"))
+
+        if suspended():
+            await self._finish(
+                ref, status, ReprocessPhase.CANCELLED, "suspended before it started", None
+            )
+            return
+        slot = (ref.namespace, spec.dead_letter_queue_ref.name)
+        while self.running.get(slot, ref.name) != ref.name:
+            await self._write(
+                ref,
+                status,
+                {"phase": ReprocessPhase.PENDING.value},
+                "Ready",
+                False,
+                "WaitingForOtherRequest",
+                f"ReprocessRequest {self.running[slot]} is replaying "
+                f"{spec.dead_letter_queue_ref.name}; this one waits",
+            )
+            await asyncio.sleep(1.0)
+            if stopping() or deleted():
+                return
+            if suspended():
+                await self._finish(ref, status, ReprocessPhase.CANCELLED, "suspended", None)
+                return
+        self.running[slot] = ref.name
+        RUNNING.inc()
+        try:
+            await self._replay(
+                ref, spec, status, StopSignal(stopping, suspended), deleted, stopping
+            )
+        finally:
+            RUNNING.dec()
+            self.running.pop(slot, None)
+
+    async def _replay(
+        self,
+        ref: RequestRef,
+        spec: ReprocessRequestSpec,
+        status: Mapping[str, Any],
+        stop: StopSignal,
+        deleted: Callable[[], bool],
+        stopping: Callable[[], bool],
+    ) -> None:
+        dlq = await asyncio.to_thread(
+            self.kube.get_object, "deadletterqueues", ref.namespace, spec.dead_letter_queue_ref.name
+        )
+        if dlq is None:
+            await self._finish(
+                ref,
+                status,
+                ReprocessPhase.FAILED,
+                f"DeadLetterQueue {spec.dead_letter_queue_ref.name} not found in {ref.namespace}",
+                None,
+            )
+            return
+        dlq_spec = DeadLetterQueueSpec.model_validate(dlq["spec"])
+        topic = (
+            dlq_spec.parked_topic_name
+            if spec.source is ReprocessSource.PARKED
+            else dlq_spec.topic_name
+        )
+        progress = Progress.from_status(status)
+        started = status.get("startedAt") or _now()
+        if progress is None:
+            await self._event(
+                ref,
+                "Normal",
+                "ReprocessStarted",
+                f"replaying from {topic}" + (" (dry run)" if spec.dry_run else ""),
+            )
+        await self._write(
+            ref,
+            status,
+            {"phase": ReprocessPhase.RUNNING.value, "startedAt": started},
+            "Ready",
+            False,
+            "Running",
+            f"replaying from {topic}",
+        )
+        loop = asyncio.get_running_loop()
+
+        def save(saved: Progress) -> None:
+            patch = {**saved.to_status(), "phase": ReprocessPhase.RUNNING.value}
+            asyncio.run_coroutine_threadsafe(self._patch(ref, patch), loop).result()
+
+        try:
+            outcome = await asyncio.to_thread(
+                replay,
+                self.kafka,
+                source_topic=topic,
+                selector=spec.selector,
+                target=spec.target,
+                rate=spec.rate_limit.messages_per_second,
+                dry_run=spec.dry_run,
+                reprocessed_by=reprocessed_by_request(ref.namespace, ref.name),
+                progress=progress,
+                checkpointer=_Checkpointer(save),
+                cancel=stop,
+                resolved_group=resolved_group_name(ref.namespace, spec.dead_letter_queue_ref.name),
+            )
+        except DlqError as exc:
+            if stopping():
+                return  # the operator stops: the next one retries from the checkpoint
+            await self._finish(ref, status, ReprocessPhase.FAILED, str(exc), None)
+            return
+        if outcome.phase is ReprocessPhase.CANCELLED and (stopping() or deleted()):
+            return  # not cancelled by a person: resume (or vanish) with the request
+        self._count(ref, outcome)
+        await self._finish(ref, status, outcome.phase, outcome.message, outcome)
+
+    def _count(self, ref: RequestRef, outcome: ReplayOutcome) -> None:
+        progress = outcome.progress
+        for result, count in (
+            ("replayed", progress.replayed),
+            ("skipped", progress.skipped),
+            ("failed", progress.failed),
+        ):
+            REPLAYED.labels(ref.namespace, ref.name, result).inc(count)
+
+    async def _finish(
+        self,
+        ref: RequestRef,
+        status: Mapping[str, Any],
+        phase: ReprocessPhase,
+        message: str,
+        outcome: ReplayOutcome | None,
+    ) -> None:
+        patch: dict[str, Any] = {"phase": phase.value, "completedAt": _now(), "message": message}
+        if outcome is not None:
+            patch |= outcome.progress.to_status()
+        ok = phase is ReprocessPhase.SUCCEEDED
+        await self._write(ref, status, patch, "Ready", ok, phase.value, message)
+        await self._event(ref, "Normal" if ok else "Warning", f"Reprocess{phase.value}", message)
+
+    async def _write(
+        self,
+        ref: RequestRef,
+        status: Mapping[str, Any],
+        patch: dict[str, Any],
+        condition: str,
+        ok: bool,
+        reason: str,
+        message: str,
+    ) -> None:
+        conditions = set_condition(
+            status.get("conditions") or [],
+            condition,
+            "True" if ok else "False",
+            reason,
+            message,
+            ref.generation,
+            datetime.now(UTC),
+        )
+        await self._patch(
+            ref, {**patch, "observedGeneration": ref.generation, "conditions": conditions}
+        )
+
+    async def _patch(self, ref: RequestRef, patch: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.kube.patch_status, PLURAL, ref.namespace, ref.name, patch)
+
+    async def _event(self, ref: RequestRef, type_: str, reason: str, message: str) -> None:
+        obj = {
+            "apiVersion": "dlq.orion.io/v1alpha1",
+            "kind": "ReprocessRequest",
+            "metadata": {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid},
+        }
+        await asyncio.to_thread(self.kube.post_event, obj, type_, reason, message)
+
+
+class _Checkpointer:
+    """Saves progress through a callable (the engine's Checkpointer protocol)."""
+
+    def __init__(self, save: Callable[[Progress], None]) -> None:
+        self.save = save
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
