@@ -204,6 +204,8 @@ def test_group_consumer_commits_pauses_and_rebalances(
     assert admin.committed_offsets({group: {topic}}) == {group: {topic: {0: 2, 1: 1}}}
 
     with GroupConsumer(settings, group, [topic]) as successor:
-        records = poll_until(successor, 40 - 3)
+        # A new member may first join before it knows the topic's partitions; it then
+        # joins again, which takes a while on a busy machine.
+        records = poll_until(successor, 40 - 3, timeout=90)
     starts = {p: min(r.offset for r in records if r.partition == p) for p in (0, 1)}
     assert starts == {0: 2, 1: 1}

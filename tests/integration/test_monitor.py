@@ -119,7 +119,10 @@ def test_alert_levels_notify_once_and_resolve(
         ("firing", "Critical"),
     ]
     assert len(alert_receiver.received("/slack", namespace)) == 2
-    assert alert_receiver.received("/am/api/v2/alerts", namespace)[-1][0]["labels"]["severity"] == "critical"
+    assert (
+        alert_receiver.received("/am/api/v2/alerts", namespace)[-1][0]["labels"]["severity"]
+        == "critical"
+    )
 
     # Draining (a purge moves the low watermark) resolves the alert.
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -141,7 +144,10 @@ def test_alert_levels_notify_once_and_resolve(
     )
     assert len(resolved) == 1
     ended = [
-        a for call in alert_receiver.received("/am/api/v2/alerts", namespace) for a in call if a.get("endsAt")
+        a
+        for call in alert_receiver.received("/am/api/v2/alerts", namespace)
+        for a in call
+        if a.get("endsAt")
     ]
     assert ended, "Alertmanager got an alert with endsAt on resolve"
 

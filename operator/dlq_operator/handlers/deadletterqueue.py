@@ -23,10 +23,9 @@ def policy_of(spec: dict[str, Any]) -> str | None:
     return ((spec.get("retry") or {}).get("policyRef") or {}).get("name")
 
 
-def apply_outcome(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
-    """Writes the outcome's status and Events; asks kopf to retry when the outcome says so."""
-    for key, value in outcome.status.items():
-        patch.status[key] = value
+def apply_outcome(body: kopf.Body, outcome: Outcome) -> None:
+    """Posts the outcome's Events (its status is written already); asks kopf to retry when
+    the outcome says so."""
     for type_, reason, message in outcome.events:
         kopf.event(body, type=type_, reason=reason, message=message)
     if outcome.retry_after is not None:
@@ -35,7 +34,6 @@ def apply_outcome(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
 
 async def reconcile(
     body: kopf.Body,
-    patch: kopf.Patch,
     retry: int,
     memo: kopf.Memo,
     policy_specs: kopf.Index,
@@ -47,7 +45,7 @@ async def reconcile(
     policy = next(iter(policy_specs.get((dlq.namespace, policy_of(body.spec)), [])), None)
     claims = list(topic_claims.get(topic_of(body.spec), []))
     outcome = await memo.reconciler.reconcile(dlq, policy, claims, retry)
-    apply_outcome(body, patch, outcome)
+    apply_outcome(body, outcome)
 
 
 async def finalize(body: kopf.Body, memo: kopf.Memo, topic_claims: kopf.Index, **_: Any) -> None:

@@ -146,8 +146,53 @@ class KubeClient:
                 API_GROUP, API_VERSION, namespace, plural, body
             )
 
+    def update_status(
+        self,
+        plural: str,
+        obj: dict[str, Any],
+        compute: Callable[[dict[str, Any]], dict[str, Any] | None],
+        attempts: int = 5,
+    ) -> bool:
+        """Writes ``compute(obj)`` into the status, with optimistic concurrency.
+
+        Several writers share a status (the reconciler, the monitor, kopf): a merge patch
+        replaces lists such as ``conditions`` whole, so a patch computed from an old read
+        could drop another writer's entries. The patch therefore carries the
+        resourceVersion it was computed from; when someone wrote in between, the object is
+        read again and the patch computed again. ``compute`` returning None means nothing
+        to write. False when the object is gone.
+        """
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        current: dict[str, Any] | None = obj
+        for _ in range(attempts):
+            if current is None:
+                return False
+            patch = compute(current)
+            if not patch:
+                return True
+            body = {
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                "status": patch,
+            }
+            with _translated(f"writing status of {plural} {namespace}/{name}"):
+                try:
+                    self.custom.patch_namespaced_custom_object_status(
+                        API_GROUP, API_VERSION, namespace, plural, name, body
+                    )
+                    return True
+                except ApiException as exc:
+                    if exc.status == 404:
+                        return False
+                    if exc.status != 409:
+                        raise
+            current = self.get_object(plural, namespace, name)
+        raise KubeError(
+            f"writing status of {plural} {namespace}/{name}: kept conflicting "
+            f"with other writers after {attempts} attempts"
+        )
+
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patches the status subresource of one of our objects (gone: ignored)."""
+        """Merge-patches the status of an object this process alone writes (gone: ignored)."""
         with _translated(f"patching status of {plural} {namespace}/{name}"):
             try:
                 self.custom.patch_namespaced_custom_object_status(

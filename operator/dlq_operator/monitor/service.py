@@ -24,12 +24,22 @@ from dlq_operator.errors import DlqError, KafkaError, TopicNotFound
 from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kube import KubeClient
 from dlq_operator.monitor import metrics
-from dlq_operator.monitor.cycle import check_dlq, observe, plan_query, stale_patch, target_of
+from dlq_operator.monitor.alerts import ALERT_CONDITION
+from dlq_operator.monitor.conditions import upsert_condition
+from dlq_operator.monitor.cycle import (
+    DEPTH_KNOWN_CONDITION,
+    check_dlq,
+    observe,
+    plan_query,
+    stale_patch,
+    target_of,
+)
 from dlq_operator.monitor.depth import InflowSample, compute_figures
 from dlq_operator.monitor.sinks import WebhookSinkConfig, event_for, send_notification
 
 log = logging.getLogger(__name__)
 PLURAL = "deadletterqueues"
+MONITOR_CONDITIONS = frozenset({ALERT_CONDITION, DEPTH_KNOWN_CONDITION})
 
 
 @dataclass
@@ -152,13 +162,22 @@ class DepthMonitor:
         self, patches: list[tuple[dict[str, Any], dict[str, Any] | None]], report: CycleReport
     ) -> None:
         changed = [(r, p) for r, p in patches if p]
-        for resource, patch in changed:
-            meta = resource["metadata"]
-            await asyncio.to_thread(
-                self.kube.patch_status, PLURAL, meta["namespace"], meta["name"], patch
-            )
-            report.patched.append((meta["namespace"], meta["name"]))
-        report.patches = len(changed)
+        results = await asyncio.gather(
+            *(
+                asyncio.to_thread(self.kube.update_status, PLURAL, resource, _rebased(patch))
+                for resource, patch in changed
+            ),
+            return_exceptions=True,
+        )
+        for (resource, _), result in zip(changed, results, strict=True):
+            key = (resource["metadata"]["namespace"], resource["metadata"]["name"])
+            if isinstance(result, DlqError):
+                log.warning("status of %s/%s not written: %s", *key, result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                report.patched.append(key)
+        report.patches = len(report.patched)
 
     async def _notify(self, resource: dict[str, Any], notification: Any) -> None:
         """An Event now; webhooks in the background, so sinks never hold the cycle up."""
@@ -179,3 +198,19 @@ class DepthMonitor:
             metrics.forget(namespace, name)
             self.samples.pop((namespace, name), None)
         self.known = current
+
+
+def _rebased(patch: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The patch for the object as it is now: the monitor's own conditions laid over the
+    current list, so another writer's conditions written meanwhile are kept."""
+    own = [c for c in patch.get("conditions", ()) if c["type"] in MONITOR_CONDITIONS]
+
+    def compute(current: dict[str, Any]) -> dict[str, Any]:
+        if not own:
+            return patch
+        conditions = (current.get("status") or {}).get("conditions") or []
+        for condition in own:
+            conditions = upsert_condition(conditions, condition)
+        return {**patch, "conditions": conditions}
+
+    return compute

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from dlq_operator.api.naming import worker_deployment_name
 from dlq_operator.errors import KafkaError, KafkaUnavailable, KubeError
 from dlq_operator.kafka import TopicAdmin, TopicDescription, TopicSpec
 from dlq_operator.kube import KubeClient
+from dlq_operator.reconcile.batching import TopicGateway
 from dlq_operator.reconcile.topics import (
     DesiredTopic,
     ObservedTopic,
@@ -35,6 +36,7 @@ from dlq_operator.reconcile.workload import desired_deployment
 from dlq_operator.settings import Settings
 
 READY, TOPIC_READY, WORKER_READY = "Ready", "TopicReady", "WorkerReady"
+PLURAL = "deadletterqueues"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class DlqObject:
     created: str
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    body: dict[str, Any]  # as read, with its resourceVersion, for the status write
 
     @classmethod
     def from_kopf(cls, body: Mapping[str, Any]) -> DlqObject:
@@ -60,6 +63,7 @@ class DlqObject:
             meta.get("creationTimestamp", ""),
             body.get("spec", {}),
             body.get("status", {}),
+            {"metadata": dict(meta), "status": dict(body.get("status", {}))},
         )
 
     @property
@@ -81,37 +85,36 @@ class Outcome:
 
 
 class _Conditions:
-    """Accumulates condition changes on top of the object's current conditions."""
+    """The conditions this reconcile decided, to be laid over whatever the status holds
+    when it is written (the monitor writes conditions of its own)."""
 
     def __init__(self, dlq: DlqObject) -> None:
-        self.items = list(dlq.status.get("conditions") or [])
         self.generation = dlq.generation
+        self.decided: dict[str, tuple[str, str, str]] = {}  # type -> (status, reason, message)
 
     def set(self, type_: str, ok: bool, reason: str, message: str) -> None:
-        self.items = set_condition(
-            self.items,
-            type_,
-            "True" if ok else "False",
-            reason,
-            message,
-            self.generation,
-            datetime.now(UTC),
-        )
+        self.decided[type_] = ("True" if ok else "False", reason, message)
+
+    def get(self, type_: str) -> tuple[str, str, str]:
+        return self.decided[type_]
+
+    def applied_to(self, conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        for type_, (status, reason, message) in self.decided.items():
+            conditions = set_condition(
+                conditions, type_, status, reason, message, self.generation, now
+            )
+        return conditions
 
 
 class DlqReconciler:
     """Applies DeadLetterQueue specs; one instance per operator process."""
 
     def __init__(self, topics: TopicAdmin, kube: KubeClient, settings: Settings) -> None:
-        self.topics = topics
+        # Concurrent reconciles share batched broker calls (see .batching).
+        self.topics = TopicGateway(topics)
         self.kube = kube
         self.settings = settings
-        # kafka-python clients are not safe for concurrent use from several threads.
-        self._kafka_lock = asyncio.Lock()
-
-    async def _kafka(self, fn, *args):
-        async with self._kafka_lock:
-            return await asyncio.to_thread(fn, *args)
 
     async def reconcile(
         self,
@@ -127,7 +130,7 @@ class DlqReconciler:
             spec = DeadLetterQueueSpec.model_validate(dlq.spec)
         except ValidationError as exc:
             conditions.set(READY, False, "InvalidSpec", _short(exc))
-            return self._finish(dlq, outcome, conditions, None)
+            return await self._finish(dlq, outcome, conditions, None)
 
         winner = topic_claim_winner(claims)
         if winner is not None and winner != dlq.claim:
@@ -138,17 +141,17 @@ class DlqReconciler:
             conditions.set(TOPIC_READY, False, "TopicConflict", message)
             conditions.set(READY, False, "TopicConflict", message)
             await self._remove_worker(dlq, outcome)
-            return self._finish(dlq, outcome, conditions, spec)
+            return await self._finish(dlq, outcome, conditions, spec)
 
         observed = await self._reconcile_topics(dlq, spec, outcome, conditions, retry)
         worker_ok = await self._reconcile_worker(dlq, spec, policy, outcome, conditions)
         outcome.status["topic"] = observed
-        topic_cond = next(c for c in conditions.items if c["type"] == TOPIC_READY)
-        worker_cond = next(c for c in conditions.items if c["type"] == WORKER_READY)
-        if topic_cond["status"] != "True":
-            conditions.set(READY, False, topic_cond["reason"], topic_cond["message"])
+        topic_status, topic_reason, topic_message = conditions.get(TOPIC_READY)
+        _, worker_reason, worker_message = conditions.get(WORKER_READY)
+        if topic_status != "True":
+            conditions.set(READY, False, topic_reason, topic_message)
         elif not worker_ok:
-            conditions.set(READY, False, worker_cond["reason"], worker_cond["message"])
+            conditions.set(READY, False, worker_reason, worker_message)
         else:
             conditions.set(
                 READY,
@@ -157,20 +160,35 @@ class DlqReconciler:
                 f"topic {spec.topic_name} matches the spec"
                 + ("; retry worker deployed" if spec.retry and spec.retry.policy_ref else ""),
             )
-        return self._finish(dlq, outcome, conditions, spec)
+        return await self._finish(dlq, outcome, conditions, spec)
 
-    def _finish(
+    async def _finish(
         self,
         dlq: DlqObject,
         outcome: Outcome,
         conditions: _Conditions,
         spec: DeadLetterQueueSpec | None,
     ) -> Outcome:
+        """Writes what this reconcile found into the status."""
         outcome.status["observedGeneration"] = dlq.generation
-        outcome.status["conditions"] = conditions.items
         if spec is not None:
             retry_on = bool(spec.retry and spec.retry.policy_ref)
             outcome.status["parkedTopic"] = spec.parked_topic_name if retry_on else None
+
+        def compute(current: dict[str, Any]) -> dict[str, Any] | None:
+            status = current.get("status") or {}
+            patch = {k: v for k, v in outcome.status.items() if status.get(k) != v}
+            existing = list(status.get("conditions") or [])
+            updated = conditions.applied_to(existing)
+            if updated != existing:
+                patch["conditions"] = updated
+            return patch or None
+
+        try:
+            await asyncio.to_thread(self.kube.update_status, PLURAL, dlq.body, compute)
+        except KubeError as exc:
+            outcome.error = outcome.error or str(exc)
+            outcome.retry_after = outcome.retry_after or self.settings.kafka_retry_delay_seconds
         return outcome
 
     async def _reconcile_topics(
@@ -183,12 +201,16 @@ class DlqReconciler:
     ) -> dict[str, Any] | None:
         wanted = desired_topics(spec)
         try:
-            found = await self._kafka(self.topics.describe_topics, [t.name for t in wanted])
+            found = await self.topics.describe([t.name for t in wanted])
             plans = [plan_topic(t, _observed(found.get(t.name))) for t in wanted]
             refused = [p.refused for p in plans if p.refused]
             await self._apply(plans, outcome)
-            if any(p.changes for p in plans):
-                found = await self._kafka(self.topics.describe_topics, [t.name for t in wanted])
+            dlq_plan = plans[0]
+            topic = _after(dlq_plan, found.get(dlq_plan.topic.name))
+            if topic is not None and topic.replication_factor <= 0:
+                topic = replace(
+                    topic, replication_factor=await self.topics.default_replication_factor()
+                )
         except KafkaUnavailable as exc:
             delay = min(
                 self.settings.kafka_retry_delay_seconds * 2**retry,
@@ -216,7 +238,6 @@ class DlqReconciler:
                 "TopicReady",
                 f"topic {spec.topic_name} exists and matches the spec",
             )
-        topic = found.get(spec.topic_name)
         if topic is None:
             return None
         return {
@@ -231,10 +252,10 @@ class DlqReconciler:
         changing = [p for p in plans if p.changes and not p.refused]
         creates = [p.topic for p in changing if p.create]
         if creates:
-            await self._kafka(self.topics.create_topics, [_topic_spec(t) for t in creates])
+            await self.topics.create([_topic_spec(t) for t in creates])
         grows = {p.topic.name: p.grow_to for p in changing if p.grow_to}
         if grows:
-            await self._kafka(self.topics.create_partitions, grows)
+            await self.topics.grow(grows)
         # None removes a config: the topic falls back to the broker's default.
         alters = {
             p.topic.name: {**p.set_configs, **dict.fromkeys(p.delete_configs)}
@@ -242,7 +263,7 @@ class DlqReconciler:
             if not p.create and (p.set_configs or p.delete_configs)
         }
         if alters:
-            await self._kafka(self.topics.alter_topic_configs, alters)
+            await self.topics.alter_configs(alters)
         for plan in changing:
             outcome.event(
                 "Normal", "TopicCreated" if plan.create else "TopicUpdated", plan.describe()
@@ -328,7 +349,7 @@ class DlqReconciler:
             return deleted
         if spec.deletion_policy is DeletionPolicy.DELETE and keeps_topic:
             names = [spec.topic_name, spec.parked_topic_name]
-            await self._kafka(self.topics.delete_topics, names)
+            await self.topics.delete(names)
             deleted += [f"topic {name}" for name in names]
         return deleted
 
@@ -341,6 +362,23 @@ def _observed(description: TopicDescription | None) -> ObservedTopic | None:
         description.partitions,
         description.replication_factor,
         dict(description.configs),
+    )
+
+
+def _after(plan: TopicPlan, before: TopicDescription | None) -> TopicDescription | None:
+    """The topic as it is once ``plan`` was applied (no second describe needed): a
+    replication factor of 0 stands for the broker's default."""
+    desired = plan.topic
+    if plan.refused:
+        return before
+    if plan.create:
+        return TopicDescription(
+            desired.name, desired.partitions, desired.replication_factor or 0, dict(desired.configs)
+        )
+    if before is None:
+        return None
+    return replace(
+        before, partitions=plan.grow_to or before.partitions, configs=dict(desired.configs)
     )
 
 

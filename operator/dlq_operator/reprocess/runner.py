@@ -176,7 +176,8 @@ class _ResolvingCheckpointer:
         self._group = group
         self._topic = topic
         self._inner = inner
-        # Retention and purges only raise the low offsets: an older answer is a safe one.
+        # Retention and purges only raise low offsets: an older answer can hold a watermark
+        # back, never move it too far.
         ranges = admin.list_offsets([topic]).get(topic, {})
         self._low = {partition: low for partition, (low, _) in ranges.items()}
 
