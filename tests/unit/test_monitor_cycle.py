@@ -89,11 +89,12 @@ def test_one_query_plans_every_topic_and_group() -> None:
     with_retry = target_of(resource())
     without = DlqTarget("shop", "refunds", "refunds.dlq", "refunds.dlq.parked", False)
     query = plan_query([with_retry, without])
-    assert query.topics == {"orders.dlq", "orders.dlq.parked", "refunds.dlq", "refunds.dlq.parked"}
+    # Without retries nothing is parked: the parked topic is not asked about.
+    assert query.topics == {"orders.dlq", "orders.dlq.parked", "refunds.dlq"}
     assert query.groups == {
         "dlq-operator.retry.shop.orders": {"orders.dlq"},
         "dlq-operator.resolved.shop.orders": {"orders.dlq.parked"},
-        "dlq-operator.resolved.shop.refunds": {"refunds.dlq", "refunds.dlq.parked"},
+        "dlq-operator.resolved.shop.refunds": {"refunds.dlq"},
     }
 
 

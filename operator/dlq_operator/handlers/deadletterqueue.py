@@ -78,3 +78,14 @@ def index_policy_user(
 
 def not_paused(annotations: kopf.Annotations, **_: Any) -> bool:
     return annotations.get(PAUSED_ANNOTATION) != "true"
+
+
+def remember(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    """Keeps the depth monitor's view of every DLQ current from the watch stream, so its
+    cycles need no list call."""
+    body = event["object"]
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    if event["type"] == "DELETED":
+        memo.dlq_cache.pop(key, None)
+    else:
+        memo.dlq_cache[key] = body

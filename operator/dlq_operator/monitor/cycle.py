@@ -97,9 +97,27 @@ class DlqTarget:
         return resolved_group_name(self.namespace, self.name)
 
 
+_SPECS: dict[tuple[str, int], DeadLetterQueueSpec] = {}
+
+
+def spec_of(resource: Resource) -> DeadLetterQueueSpec:
+    """The validated spec; remembered per object and generation, since a cycle over a
+    thousand DLQs would otherwise validate a thousand unchanged specs every time."""
+    metadata = resource["metadata"]
+    key = (metadata.get("uid"), metadata.get("generation"))
+    spec = _SPECS.get(key) if key[0] else None
+    if spec is None:
+        spec = DeadLetterQueueSpec.model_validate(resource.get("spec") or {})
+        if key[0]:
+            if len(_SPECS) > 100_000:  # old generations of long-gone objects
+                _SPECS.clear()
+            _SPECS[key] = spec
+    return spec
+
+
 def target_of(resource: Resource) -> DlqTarget:
     metadata = resource["metadata"]
-    spec = DeadLetterQueueSpec.model_validate(resource.get("spec") or {})
+    spec = spec_of(resource)
     return DlqTarget(
         namespace=metadata["namespace"],
         name=metadata["name"],
@@ -121,7 +139,7 @@ class AlertRule:
 
 def alert_rule_of(resource: Resource) -> AlertRule:
     """``spec.alerting``; alerting switched off means no thresholds at all."""
-    alerting = DeadLetterQueueSpec.model_validate(resource.get("spec") or {}).alerting
+    alerting = spec_of(resource).alerting
     if not alerting.enabled:
         return AlertRule(alerting.metric.value, None, None, None)
     return AlertRule(
@@ -145,12 +163,15 @@ def plan_query(targets: Iterable[DlqTarget]) -> OffsetQuery:
     topics: set[str] = set()
     groups: dict[str, frozenset[str]] = {}
     for target in targets:
-        topics |= {target.dlq_topic, target.parked_topic}
+        # Only retry workers park, so a parked topic is asked about only while retries are
+        # on: a thousand queues without retries would otherwise double the metadata asked.
         if target.retry_enabled:
+            topics |= {target.dlq_topic, target.parked_topic}
             groups[target.retry_group] = frozenset({target.dlq_topic})
             groups[target.resolved_group] = frozenset({target.parked_topic})
         else:
-            groups[target.resolved_group] = frozenset({target.dlq_topic, target.parked_topic})
+            topics.add(target.dlq_topic)
+            groups[target.resolved_group] = frozenset({target.dlq_topic})
     return OffsetQuery(topics=frozenset(topics), groups=groups)
 
 

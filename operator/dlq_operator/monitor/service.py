@@ -66,9 +66,13 @@ class DepthMonitor:
         *,
         interval: float = 60.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resources: Callable[[], Iterable[dict[str, Any]]] | None = None,
     ) -> None:
         self.admin = admin
         self.kube = kube
+        # The operator passes its watch-fed cache of DLQ objects; without one, each cycle
+        # lists them from the API server.
+        self.resources = resources or (lambda: self.kube.list_objects(PLURAL))
         self.sinks = list(sinks)
         self.interval = interval
         self.now = now
@@ -97,7 +101,7 @@ class DepthMonitor:
         report = CycleReport()
         resources = [
             r
-            for r in await asyncio.to_thread(self.kube.list_objects, PLURAL)
+            for r in await asyncio.to_thread(lambda: list(self.resources()))
             if not r["metadata"].get("deletionTimestamp")
         ]
         checked = []
