@@ -46,11 +46,15 @@ class KubeClient:
 
     @staticmethod
     def _default_client() -> client.ApiClient:
+        configuration = client.Configuration()
         try:
-            config.load_incluster_config()
+            config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
-            config.load_kube_config()
-        return client.ApiClient()
+            config.load_kube_config(client_configuration=configuration)
+        # Calls come from a thread pool: with urllib3's default of 4 pooled connections,
+        # the others would each open (and TLS-handshake) a connection of their own.
+        configuration.connection_pool_maxsize = 32
+        return client.ApiClient(configuration)
 
     # -- Deployments -------------------------------------------------------------------
     def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:

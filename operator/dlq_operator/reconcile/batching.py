@@ -66,6 +66,7 @@ class TopicGateway:
         self._alter = Coalescer(self._alter_batch)
         self._grow = Coalescer(self._grow_batch)
         self._default_rf: int | None = None
+        self._default_rf_lock = asyncio.Lock()
         self._specs: dict[str, TopicSpec] = {}  # topics queued for creation, by name
 
     async def describe(self, names: Iterable[str]) -> dict[str, TopicDescription]:

@@ -326,6 +326,10 @@ class DlqReconciler:
         return True
 
     async def _remove_worker(self, dlq: DlqObject, outcome: Outcome) -> None:
+        # Only a worker the status reports can exist: no API call for the many DLQs
+        # that never had one.
+        if not dlq.status.get("workerDeployment"):
+            return
         deployment = worker_deployment_name(dlq.name)
         if await asyncio.to_thread(self.kube.delete_deployment, dlq.namespace, deployment):
             outcome.event(
