@@ -367,7 +367,7 @@ class Platform:
             classpath,
         ]
         if format_storage:
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+            cluster_id = kafka_cluster_id()
             log = self.logs / "kafka-format.log"
             cmd = [
                 *java,
@@ -484,6 +484,15 @@ logger.kafka.level = WARN
 logger.apache.name = org.apache.kafka
 logger.apache.level = WARN
 """
+
+
+def kafka_cluster_id() -> str:
+    """A random cluster id as Kafka writes them: URL-safe base64 of a UUID, never starting
+    with "-" (the storage tool would read it as an option), as Kafka's own Uuid avoids."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def free_port() -> int:
