@@ -26,7 +26,6 @@ from dlq_operator.kube import KubeClient
 from dlq_operator.reconcile.batching import TopicGateway
 from dlq_operator.reconcile.topics import (
     DesiredTopic,
-    ObservedTopic,
     TopicPlan,
     desired_topics,
     plan_topic,
@@ -202,7 +201,7 @@ class DlqReconciler:
         wanted = desired_topics(spec)
         try:
             found = await self.topics.describe([t.name for t in wanted])
-            plans = [plan_topic(t, _observed(found.get(t.name))) for t in wanted]
+            plans = [plan_topic(t, found.get(t.name)) for t in wanted]
             refused = [p.refused for p in plans if p.refused]
             await self._apply(plans, outcome)
             dlq_plan = plans[0]
@@ -356,17 +355,6 @@ class DlqReconciler:
             await self.topics.delete(names)
             deleted += [f"topic {name}" for name in names]
         return deleted
-
-
-def _observed(description: TopicDescription | None) -> ObservedTopic | None:
-    if description is None:
-        return None
-    return ObservedTopic(
-        description.name,
-        description.partitions,
-        description.replication_factor,
-        dict(description.configs),
-    )
 
 
 def _after(plan: TopicPlan, before: TopicDescription | None) -> TopicDescription | None:

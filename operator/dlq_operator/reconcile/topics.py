@@ -1,6 +1,8 @@
 """Desired Kafka topics of a DeadLetterQueue, and the plan that brings a topic there.
 
-Pure: the spec and what the broker reported go in, a :class:`TopicPlan` comes out. The plan
+Pure: the spec and what the broker reported (a :class:`TopicDescription`, whose
+``configs`` hold only the topic's own, non-default values) go in, a :class:`TopicPlan`
+comes out. The plan
 never shrinks partitions or changes the replication factor (Kafka cannot do the first and
 the second needs a reassignment this operator does not do); it refuses with ``NotSupported``
 and leaves the topic untouched instead.
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dlq_operator.api import DeadLetterQueueSpec
+from dlq_operator.kafka import TopicDescription
 
 
 @dataclass(frozen=True)
@@ -23,16 +26,6 @@ class DesiredTopic:
     name: str
     partitions: int
     replication_factor: int | None  # None: the broker's default
-    configs: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class ObservedTopic:
-    """A topic as the broker describes it; ``configs`` holds only dynamic (non-default) ones."""
-
-    name: str
-    partitions: int
-    replication_factor: int
     configs: Mapping[str, str]
 
 
@@ -86,7 +79,7 @@ def desired_topics(spec: DeadLetterQueueSpec) -> list[DesiredTopic]:
     return topics
 
 
-def plan_topic(desired: DesiredTopic, observed: ObservedTopic | None) -> TopicPlan:
+def plan_topic(desired: DesiredTopic, observed: TopicDescription | None) -> TopicPlan:
     """How to bring ``observed`` (None: the topic does not exist) to ``desired``."""
     if observed is None:
         return TopicPlan(desired, create=True)
