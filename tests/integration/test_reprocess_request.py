@@ -10,6 +10,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kubernetes import client
 
+from dlq_operator.reprocess.ratelimit import MAX_BATCH
 from tests.support import headers_of, read_all, wait_for
 
 GROUP, VERSION = "dlq.orion.io", "v1alpha1"
@@ -201,6 +202,6 @@ def test_operator_killed_mid_replay_resumes(
     replayed = Counter(headers_of(r)["x-dlq-id"] for r in read_all(kafka_bootstrap, source))
     assert len(replayed) == total, "no record missing"
     repeats = sum(n - 1 for n in replayed.values())
-    # At most the batch in flight at the kill (500 records when unthrottled) comes twice.
-    assert repeats <= 500
+    # At most the batch in flight at the kill (MAX_BATCH records when unthrottled) comes twice.
+    assert repeats <= MAX_BATCH
     assert max(replayed.values()) <= 2

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-MAX_BATCH = 500
+MAX_BATCH = 2000
 """The largest batch the engine sends: the size of an unthrottled replay's batches."""
 
 # The burst and the batch are this many seconds' worth of messages.
