@@ -57,7 +57,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     admin = TopicAdmin(operator_settings.kafka)
     memo.kube = kube
-    memo.dlq_cache = {}
+    # The DLQ objects as watched (kopf's live index, set by the first reconcile).
+    memo.watched = {"dlqs": {}}
     memo.nudge = nudge
     memo.reconciler = DlqReconciler(admin, kube, operator_settings)
     memo.reprocess = ReprocessController(kube, operator_settings.kafka)
@@ -68,7 +69,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kube,
         [WebhookSinkConfig.model_validate(sink) for sink in operator_settings.alert_sinks],
         interval=operator_settings.monitor_interval_seconds,
-        resources=lambda: list(memo.dlq_cache.values()),
+        resources=lambda: [body for store in memo.watched["dlqs"].values() for body in store],
     )
     memo.monitor_task = asyncio.create_task(monitor.run(), name="depth-monitor")
 
@@ -103,7 +104,7 @@ kopf.timer(
     id="resync",
 )(dlq_handlers.reconcile)
 kopf.on.delete(*DLQ)(dlq_handlers.finalize)
-kopf.on.event(*DLQ)(dlq_handlers.remember)
+kopf.index(*DLQ, id="dlq_bodies")(dlq_handlers.index_body)
 
 # -- ReprocessRequest ---------------------------------------------------------------------
 # Deleting a request stops its daemon between two batches; nothing to clean up after it.

@@ -38,9 +38,13 @@ async def reconcile(
     memo: kopf.Memo,
     policy_specs: kopf.Index,
     topic_claims: kopf.Index,
+    dlq_bodies: kopf.Index,
     **_: Any,
 ) -> None:
     """Brings the DLQ's topics and retry worker to its spec."""
+    # Handlers get a shallow copy of the operator's memo: share the live index through
+    # the dict they have in common.
+    memo.watched["dlqs"] = dlq_bodies
     dlq = DlqObject.from_kopf(body)
     policy = next(iter(policy_specs.get((dlq.namespace, policy_of(body.spec)), [])), None)
     claims = list(topic_claims.get(topic_of(body.spec), []))
@@ -80,12 +84,9 @@ def not_paused(annotations: kopf.Annotations, **_: Any) -> bool:
     return annotations.get(PAUSED_ANNOTATION) != "true"
 
 
-def remember(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
-    """Keeps the depth monitor's view of every DLQ current from the watch stream, so its
-    cycles need no list call."""
-    body = event["object"]
-    key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    if event["type"] == "DELETED":
-        memo.dlq_cache.pop(key, None)
-    else:
-        memo.dlq_cache[key] = body
+def index_body(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], kopf.Body]:
+    """(namespace, name) -> the object: the depth monitor's watch-fed view of every DLQ,
+    so its cycles need no list call (kopf keeps indexes current and silent)."""
+    return {(namespace, name): body}
