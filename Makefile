@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PLATFORM := $(PY) hack/local_platform.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools test unit integration e2e demo bench lint crds platform-up platform-down platform-status clean
+.PHONY: help venv tools test unit integration e2e demo bench lint crds image platform-up platform-down platform-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,11 @@ lint: venv ## ruff, mypy and the import layers
 
 crds: venv ## regenerate crds/ and the chart's copy from the pydantic models
 	$(PY) -m dlq_operator.api.crdgen
+	$(PY) -m dlq_operator.api.crdgen --output charts/dlq-operator/crds
+
+image: ## build the container image (needs a Docker engine)
+	docker build --build-arg VERSION=$$($(PY) -c 'import dlq_operator; print(dlq_operator.__version__)') \
+	  --build-arg REVISION=$$(git rev-parse HEAD) -t dlq-operator:dev .
 
 platform-up: tools ## start the local platform (prints the environment to use)
 	$(PLATFORM) up

@@ -17,6 +17,7 @@ from dlq_operator.api.naming import CONFIG_HASH_ANNOTATION, retry_group_name, wo
 from dlq_operator.settings import Settings, WorkerSettings
 
 WORKER_COMPONENT = "retry-worker"
+WORKER_SECRET_DIR = "/etc/dlq-operator/kafka"
 
 
 def worker_settings(
@@ -49,7 +50,8 @@ def worker_labels(name: str) -> dict[str, str]:
 def kafka_environment(settings: Settings) -> dict[str, str]:
     """How the worker reaches Kafka: the operator's own connection settings, minus secrets.
 
-    Credentials reach the worker as files from ``settings.worker_kafka_secret``.
+    Credentials reach the worker as files from ``settings.worker_kafka_secret``, mounted
+    at :data:`WORKER_SECRET_DIR`: ``password`` for SASL, ``ca.crt`` for a private CA.
     """
     kafka = settings.kafka
     env = {
@@ -59,10 +61,13 @@ def kafka_environment(settings: Settings) -> dict[str, str]:
     if kafka.sasl_mechanism:
         env["DLQ_KAFKA_SASL_MECHANISM"] = kafka.sasl_mechanism
     if settings.worker_kafka_secret:
-        env |= {
-            "DLQ_KAFKA_SASL_USERNAME": kafka.sasl_username or "",
-            "DLQ_KAFKA_SASL_PASSWORD_FILE": "/etc/dlq-operator/kafka/password",
-        }
+        if kafka.sasl_mechanism:
+            env |= {
+                "DLQ_KAFKA_SASL_USERNAME": kafka.sasl_username or "",
+                "DLQ_KAFKA_SASL_PASSWORD_FILE": f"{WORKER_SECRET_DIR}/password",
+            }
+        if kafka.security_protocol in ("SSL", "SASL_SSL") and kafka.ssl_cafile:
+            env["DLQ_KAFKA_SSL_CAFILE"] = f"{WORKER_SECRET_DIR}/ca.crt"
     return env
 
 
@@ -95,7 +100,7 @@ def desired_deployment(
             {"name": "kafka-credentials", "secret": {"secretName": settings.worker_kafka_secret}}
         )
         mounts.append(
-            {"name": "kafka-credentials", "mountPath": "/etc/dlq-operator/kafka", "readOnly": True}
+            {"name": "kafka-credentials", "mountPath": WORKER_SECRET_DIR, "readOnly": True}
         )
     container = {
         "name": "worker",
@@ -119,6 +124,8 @@ def desired_deployment(
         "volumeMounts": mounts,
     }
     pod_spec = {
+        # Workers talk to Kafka only, never to the Kubernetes API.
+        "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 60,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],

@@ -1,0 +1,84 @@
+"""The Helm chart under test and the built helm binary that renders and installs it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "dlq-operator"
+GROUP, VERSION = "dlq.orion.io", "v1alpha1"
+CRD_NAMES = {
+    f"{plural}.{GROUP}" for plural in ("deadletterqueues", "retrypolicies", "reprocessrequests")
+}
+
+
+def platform_kube_version() -> str:
+    """The local platform's Kubernetes version. ``helm template`` and ``helm lint`` do not
+    ask a cluster, so they are told, to satisfy the chart's ``kubeVersion``."""
+    for line in (ROOT / "hack" / "versions.env").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "KUBERNETES_VERSION":
+            return value.strip()
+    raise LookupError("KUBERNETES_VERSION is not in hack/versions.env")
+
+
+class Helm:
+    """helm with its own cache and config directories, pointed at the platform."""
+
+    def __init__(self, binary: Path, kubeconfig: Path, home: Path) -> None:
+        self.binary = binary
+        self.kubeconfig = kubeconfig
+        self.env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.binary), "--kubeconfig", str(self.kubeconfig), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        return result
+
+    def template(self, *args: str, release: str = "dlq") -> list[dict[str, Any]]:
+        """The manifests ``helm template`` renders, parsed."""
+        out = self.run(
+            "template", release, str(CHART), "--kube-version", platform_kube_version(), *args
+        ).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+    def install(self, release: str, namespace: str, *args: str) -> None:
+        self.run(
+            "install", release, str(CHART), "--namespace", namespace, "--create-namespace", *args
+        )
+
+    def uninstall(self, release: str, namespace: str) -> None:
+        self.run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s")
+
+
+def find(manifests: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one manifest of ``kind`` (and ``name``)."""
+    found = [
+        m
+        for m in manifests
+        if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {len(found)}"
+    return found[0]
+
+
+def container_env(deployment: dict[str, Any]) -> dict[str, str]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item["value"] for item in container["env"]}
