@@ -92,7 +92,6 @@ class Settings(BaseSettings):
         5.0, gt=0, description="First delay after a Kafka error."
     )
     kafka_retry_max_delay_seconds: float = Field(120.0, gt=0)
-    log_format: Literal["plain", "full", "json"] = "plain"
 
 
 class WorkerSettings(BaseSettings):

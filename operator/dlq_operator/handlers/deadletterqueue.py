@@ -46,8 +46,8 @@ async def reconcile(
     # the dict they have in common.
     memo.watched["dlqs"] = dlq_bodies
     dlq = DlqObject.from_kopf(body)
-    policy = next(iter(policy_specs.get((dlq.namespace, policy_of(body.spec)), [])), None)
-    claims = list(topic_claims.get(topic_of(body.spec), []))
+    policy = next(iter(policy_specs.get((dlq.namespace, policy_of(dict(body.spec))), [])), None)
+    claims = list(topic_claims.get(topic_of(dict(body.spec)), []))
     outcome = await memo.reconciler.reconcile(dlq, policy, claims, retry)
     apply_outcome(body, outcome)
 
@@ -56,7 +56,7 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, topic_claims: kopf.Index, *
     """Removes the worker (and the topics with deletionPolicy Delete); wakes up the DLQs
     that waited for this one's topic."""
     dlq = DlqObject.from_kopf(body)
-    others = [c for c in topic_claims.get(topic_of(body.spec), []) if c != dlq.claim]
+    others = [c for c in topic_claims.get(topic_of(dict(body.spec)), []) if c != dlq.claim]
     deleted = await memo.reconciler.finalize(dlq, keeps_topic=not others or dlq.claim < min(others))
     if deleted:
         kopf.info(body, reason="Deleted", message=f"deleted {', '.join(deleted)}")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client, config
@@ -14,8 +14,6 @@ from kubernetes.client.rest import ApiException
 
 from dlq_operator import API_GROUP, API_VERSION
 from dlq_operator.errors import KubeError, KubeUnavailable
-
-T = TypeVar("T")
 
 
 @contextmanager
@@ -30,7 +28,7 @@ def _translated(action: str) -> Iterator[None]:
 
 def _message_of(exc: ApiException) -> str:
     try:
-        return str(json.loads(exc.body).get("message", exc.body))
+        return str(json.loads(exc.body or "").get("message", exc.body))
     except (TypeError, ValueError):
         return str(exc.body)
 
@@ -76,7 +74,8 @@ class KubeClient:
         current = self.read_deployment(namespace, name)
         with _translated(f"applying Deployment {namespace}/{name}"):
             if current is None:
-                created = self.apps.create_namespaced_deployment(namespace, manifest)
+                # The client takes a plain manifest as well as its model classes.
+                created = self.apps.create_namespaced_deployment(namespace, manifest)  # type: ignore[arg-type]
                 return "created", self.api.sanitize_for_serialization(created)
             if _owned_fields_equal(current, manifest):
                 return "unchanged", current
@@ -131,13 +130,16 @@ class KubeClient:
                 )
             else:
                 found = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural)
-        return list(found.get("items", []))
+        return list(cast(dict[str, Any], found).get("items", []))
 
     def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         with _translated(f"reading {plural} {namespace}/{name}"):
             try:
-                return self.custom.get_namespaced_custom_object(
-                    API_GROUP, API_VERSION, namespace, plural, name
+                return cast(
+                    dict[str, Any],
+                    self.custom.get_namespaced_custom_object(
+                        API_GROUP, API_VERSION, namespace, plural, name
+                    ),
                 )
             except ApiException as exc:
                 if exc.status == 404:
@@ -146,8 +148,11 @@ class KubeClient:
 
     def create_object(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         with _translated(f"creating {plural} in {namespace}"):
-            return self.custom.create_namespaced_custom_object(
-                API_GROUP, API_VERSION, namespace, plural, body
+            return cast(
+                dict[str, Any],
+                self.custom.create_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, plural, body
+                ),
             )
 
     def update_status(
@@ -231,11 +236,6 @@ class KubeClient:
         )
         with _translated(f"posting event {reason} on {meta['namespace']}/{meta['name']}"):
             self.core.create_namespaced_event(meta["namespace"], event)
-
-    def call(self, action: str, fn: Callable[[], T]) -> T:
-        """Runs another client call with the same error translation."""
-        with _translated(action):
-            return fn()
 
 
 def _owned_fields_equal(current: dict[str, Any], desired: dict[str, Any]) -> bool:
