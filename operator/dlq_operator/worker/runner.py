@@ -17,6 +17,7 @@ the repeat carries the same ``x-dlq-id`` header, so consumers can de-duplicate.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from dlq_operator.envelope import (
     DlqEnvelope,
@@ -33,6 +35,7 @@ from dlq_operator.envelope import (
     dlq_id_of,
     pack_republish,
     parked_headers,
+    republish_record,
     unpack_republish,
 )
 from dlq_operator.errors import DlqError, EnvelopeError, KafkaUnavailable, TopicNotFound
@@ -69,9 +72,18 @@ class _Sent:
     partition: int
     offset: int
     original_topic: str | None  # None for a park
-    payload: bytes | None  # the packed retry, to send it again after a passing failure
+    # What a resend after a passing failure needs: the packed retry from the schedule, or
+    # the envelope of a retry sent at once (packed only if it ever has to wait).
+    payload: bytes | DlqEnvelope | None
     parked_reason: ParkedReason | None = None
     parked_detail: str = ""
+
+
+@functools.cache
+def _success_counter(original_topic: str | None) -> Any:
+    """The counter's child for a topic, looked up once (labels() costs a lock and a hash
+    per call, noticeable at thousands of records per second)."""
+    return metrics.RETRY_SUCCESS.labels(original_topic)
 
 
 def _parked_reason_for(error: BaseException) -> ParkedReason | None:
@@ -202,6 +214,16 @@ class RetryWorker:
                 f"original topic {decoded.original_topic} does not exist",
             )
             return
+        if decision.due_at <= self.clock():
+            # Due already (zero backoff, or a backlog): straight out, no schedule round trip.
+            dlq_id = dlq_id_of(self.topic, record.partition, record.offset)
+            retry = republish_record(decoded, dlq_id, decoded.retry_count + 1)
+            self.in_flight.append(
+                _Sent(
+                    self.producer.send(retry), record.partition, record.offset, retry.topic, decoded
+                )
+            )
+            return
         payload = pack_republish(decoded, decoded.retry_count + 1)
         self.schedule.add(record.partition, record.offset, decision.due_at, payload)
 
@@ -280,7 +302,7 @@ class RetryWorker:
         if sent.parked_reason is not None:
             metrics.PARKED.labels(sent.parked_reason.value).inc()
         else:
-            metrics.RETRY_SUCCESS.labels(sent.original_topic).inc()
+            _success_counter(sent.original_topic).inc()
 
     def _failed(self, sent: _Sent, error: BaseException) -> None:
         if sent.parked_reason is not None:
@@ -306,6 +328,8 @@ class RetryWorker:
             error,
         )
         assert sent.payload is not None
+        if isinstance(sent.payload, DlqEnvelope):
+            sent.payload = pack_republish(sent.payload, sent.payload.retry_count + 1)
         self.schedule.add(
             sent.partition, sent.offset, self.clock() + RESEND_DELAY_SECONDS, sent.payload
         )
