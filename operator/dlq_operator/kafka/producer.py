@@ -157,13 +157,21 @@ class RecordProducer:
             self._existing_topics.add(record.topic)
         # kafka-python refuses a record with neither key nor value.
         value = b"" if record.key is None and record.value is None else record.value
-        with translated(f"produce to {record.topic}", self._settings.bootstrap_servers):
+        # A plain try rather than `translated(...)`: this runs for every record.
+        try:
             sent = session.producer.send(
                 record.topic, value=value, key=record.key, headers=list(record.headers)
             )
+        except kafka_errors.KafkaError as exc:
+            raise translate(
+                exc, f"produce to {record.topic}", self._settings.bootstrap_servers
+            ) from exc
         return session, sent
 
     def _connected(self) -> _Session:
+        session = self._session
+        if session is not None and not session.poisoned:
+            return session  # the common case, without the lock
         with self._lock:
             old = session = self._session
             if session is None or session.poisoned:
