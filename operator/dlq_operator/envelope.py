@@ -359,7 +359,15 @@ def stringify(value: Any) -> bytes:
     of recursing, so whatever :func:`json.loads` could nest, it can write back. Lone
     surrogates, which only a decoded ``\\ud800`` escape can produce, are escaped as
     JavaScript does.
+
+    Values without floats take :func:`json.dumps`'s C encoder, which writes them exactly
+    as JavaScript does and several times faster (this runs for every retried event).
     """
+    if not _has_float(value):
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        except (UnicodeEncodeError, RecursionError, ValueError):
+            pass  # lone surrogates or very deep nesting: the exact writer below handles both
     parts: list[str] = []
     todo: list[Any] = [value]  # values still to write, and _Text to copy as it is
     while todo:
@@ -401,6 +409,22 @@ def stringify(value: Any) -> bytes:
         return text.encode()
     except UnicodeEncodeError:
         return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
+
+def _has_float(value: Any) -> bool:
+    """Whether a float is anywhere in ``value`` (JSON numbers json.dumps writes unlike JS)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return True  # let the exact writer raise its own error
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple):
+            todo.extend(item)
+    return False
 
 
 class _Text(str):
