@@ -40,6 +40,11 @@ BootstrapServers = Annotated[
     ),
 ]
 DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
+Partitions = Annotated[
+    list[int] | None,
+    typer.Option("--partition", "-p", min=0, metavar="P", help="Only this partition (repeatable)."),
+]
+
 Force = Annotated[
     bool,
     typer.Option(

@@ -18,6 +18,7 @@ from dlq_operator.cli.options import (
     BootstrapServers,
     Force,
     Output,
+    Partitions,
     kafka_settings,
     position_parser,
 )
@@ -57,12 +58,7 @@ def list_command(
     limit: Annotated[
         int, typer.Option("--limit", "-l", min=1, metavar="N", help="Show at most N.")
     ] = 10,
-    partitions: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--partition", "-p", min=0, metavar="P", help="Only this partition (repeatable)."
-        ),
-    ] = None,
+    partitions: Partitions = None,
     from_offset: Annotated[
         int | None,
         typer.Option("--from-offset", min=0, metavar="OFFSET", help="Start at this offset."),

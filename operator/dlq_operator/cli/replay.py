@@ -52,6 +52,7 @@ from dlq_operator.cli.options import (
     BootstrapServers,
     Namespace,
     Output,
+    Partitions,
     header_parser,
     kafka_settings,
     moment_parser,
@@ -105,12 +106,7 @@ def reprocess_command(
             show_default=False,
         ),
     ] = None,
-    partitions: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--partition", "-p", min=0, metavar="P", help="Only this partition (repeatable)."
-        ),
-    ] = None,
+    partitions: Partitions = None,
     from_offset: Annotated[
         int | None,
         typer.Option(

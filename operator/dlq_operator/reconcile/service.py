@@ -279,26 +279,24 @@ class DlqReconciler:
         """Deploys, updates or removes the retry worker; True when it is as it should be."""
         ref = spec.retry.policy_ref if spec.retry else None
         if ref is None:
-            await self._remove_worker(dlq, outcome)
-            outcome.status["workerDeployment"] = None
-            conditions.set(
-                WORKER_READY,
+            return await self._without_worker(
+                dlq,
+                outcome,
+                conditions,
                 True,
                 "RetryDisabled",
                 "no spec.retry.policyRef: messages wait for a person",
             )
-            return True
         if policy is None:
-            await self._remove_worker(dlq, outcome)
-            outcome.status["workerDeployment"] = None
-            conditions.set(
-                WORKER_READY,
+            return await self._without_worker(
+                dlq,
+                outcome,
+                conditions,
                 False,
                 "PolicyNotFound",
                 f"RetryPolicy {dlq.namespace}/{ref.name} does not exist; create it "
                 f"or change spec.retry.policyRef",
             )
-            return False
         manifest = desired_deployment(dlq.namespace, dlq.name, dlq.uid, spec, policy, self.settings)
         try:
             action, deployment = await asyncio.to_thread(self.kube.apply_deployment, manifest)
@@ -323,6 +321,21 @@ class DlqReconciler:
             f"{ref.name}; {available}/{manifest['spec']['replicas']} replicas available",
         )
         return True
+
+    async def _without_worker(
+        self,
+        dlq: DlqObject,
+        outcome: Outcome,
+        conditions: _Conditions,
+        ok: bool,
+        reason: str,
+        message: str,
+    ) -> bool:
+        """Removes the worker, if any, and says why there is none; returns ``ok``."""
+        await self._remove_worker(dlq, outcome)
+        outcome.status["workerDeployment"] = None
+        conditions.set(WORKER_READY, ok, reason, message)
+        return ok
 
     async def _remove_worker(self, dlq: DlqObject, outcome: Outcome) -> None:
         # Only a worker the status reports can exist: no API call for the many DLQs
