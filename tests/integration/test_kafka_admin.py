@@ -39,6 +39,18 @@ def produce(producer: RecordProducer, topic: str, counts: dict[bytes, int]) -> N
     producer.flush(10)
 
 
+def test_create_without_waiting_then_leaders(admin: TopicAdmin, topic_prefix: str) -> None:
+    topic, missing = f"{topic_prefix}led", f"{topic_prefix}never"
+
+    assert admin.create_topics([TopicSpec(topic, 4)], wait=False) == set()
+
+    deadline = time.monotonic() + 15
+    while not (led := admin.topics_with_leaders([topic, missing])).get(topic):
+        assert time.monotonic() < deadline, f"no leaders for {topic}: {led}"
+        time.sleep(0.05)
+    assert led == {topic: True}
+
+
 def test_topic_lifecycle(admin: TopicAdmin, topic_prefix: str) -> None:
     first, second, missing = (f"{topic_prefix}{name}" for name in ("first", "second", "missing"))
     specs = [

@@ -46,6 +46,10 @@ _COORDINATOR_MOVING = (
     kafka_errors.NotCoordinatorError,
 )
 _COORDINATOR_RETRY_SECONDS = 0.2
+# Right after connecting, concurrent callers can find no broker ready yet; an outage
+# still surfaces within a couple of seconds.
+_NODE_NOT_READY_WAIT_SECONDS = 2.0
+_NODE_NOT_READY_RETRY_SECONDS = 0.05
 _BROKER_ERROR = re.compile(r"\[Error (-?\d+)\] \w+: ?(.*)", re.DOTALL)
 
 
@@ -127,8 +131,9 @@ class TopicAdmin:
             for name, partitions in found.items()
         }
 
-    def create_topics(self, specs: Iterable[TopicSpec]) -> set[str]:
-        """Create topics and wait until they can be used; returns those that already existed."""
+    def create_topics(self, specs: Iterable[TopicSpec], *, wait: bool = True) -> set[str]:
+        """Create topics and (with ``wait``) wait until they can be used; returns those that
+        already existed."""
         request = {
             spec.name: {
                 "num_partitions": spec.partitions,
@@ -153,12 +158,20 @@ class TopicAdmin:
                 existing.add(topic["name"])
             else:
                 failures.append(for_code(code, f"{topic['name']}: {topic['error_message']}"))
-        if created:
+        if created and wait:
             # Creation is acknowledged before every broker knows the topic's leaders.
             timeout = self._settings.request_timeout_ms
             self._run("wait for new topics", lambda admin: admin.wait_for_topics(created, timeout))
         self._raise_first("create topics", failures)
         return existing
+
+    def topics_with_leaders(self, names: Iterable[str]) -> dict[str, bool]:
+        """For each existing topic among ``names``, whether every partition has a leader
+        (one metadata request)."""
+        return {
+            name: all(p["error_code"] == 0 and p["leader_id"] >= 0 for p in partitions)
+            for name, partitions in self._partitions("check topic leaders", names).items()
+        }
 
     def alter_topic_configs(self, changes: Mapping[str, Mapping[str, str | None]]) -> None:
         """Set the given keys on each topic (``None`` removes one: the broker's default applies
@@ -366,8 +379,17 @@ class TopicAdmin:
         return client
 
     def _run(self, action: str, operation: Callable[[KafkaAdminClient], Result]) -> Result:
+        """Run an operation, waiting briefly while the client has no broker it may talk to
+        (connecting, or backing off after a failed connect)."""
+        deadline = time.monotonic() + _NODE_NOT_READY_WAIT_SECONDS
         with translated(action, self._settings.bootstrap_servers):
-            return operation(self._client_or_connect())
+            while True:
+                try:
+                    return operation(self._client_or_connect())
+                except kafka_errors.NodeNotReadyError:
+                    if time.monotonic() >= deadline:
+                        raise
+                time.sleep(_NODE_NOT_READY_RETRY_SECONDS)
 
     def _with_coordinator(
         self, action: str, operation: Callable[[KafkaAdminClient], Result]

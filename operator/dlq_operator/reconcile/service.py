@@ -111,7 +111,7 @@ class DlqReconciler:
 
     def __init__(self, topics: TopicAdmin, kube: KubeClient, settings: Settings) -> None:
         # Concurrent reconciles share batched broker calls (see .batching).
-        self.topics = TopicGateway(topics)
+        self.topics = TopicGateway(topics, settings.kafka.request_timeout_ms / 1000)
         self.kube = kube
         self.settings = settings
 
