@@ -76,6 +76,20 @@ def create_namespace(api: client.ApiClient, name: str) -> None:
     )
 
 
+def warm_up(api: client.ApiClient, bootstrap: str, count: int) -> None:
+    """The same kinds of calls, untimed: a freshly started broker and API server are
+    slower on their first requests, which would penalise whichever phase comes first."""
+    objects = client.CustomObjectsApi(api)
+    create_namespace(api, "warm-up")
+    with KafkaAdminClient(bootstrap_servers=bootstrap) as admin:
+        admin.create_topics([NewTopic(f"warm-up-{i}.dlq", 3, 1) for i in range(count)])
+    for i in range(count):
+        objects.create_namespaced_custom_object(
+            GROUP, VERSION, "warm-up", PLURAL, manifest(f"q{i}", f"warm-up-{i}")
+        )
+    objects.list_namespaced_custom_object(GROUP, VERSION, "warm-up", PLURAL)
+
+
 def baseline(api: client.ApiClient, bootstrap: str, count: int) -> float:
     """One admin call for all topics, then one object write each; seconds for both."""
     objects = client.CustomObjectsApi(api)
@@ -190,6 +204,8 @@ def main() -> None:
         api = config.new_client_from_config(config_file=env["KUBECONFIG"])
         apply_crds(api)
         bootstrap = env["DLQ_KAFKA_BOOTSTRAP_SERVERS"]
+        support.note("warming up the broker and the API server")
+        warm_up(api, bootstrap, args.count)
         support.note("baseline: one admin call + raw object writes")
         raw = baseline(api, bootstrap, args.count)
         support.note("operator: object writes until every DLQ is Ready")

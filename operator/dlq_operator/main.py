@@ -42,10 +42,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     operator_settings = get_settings()
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="dlq.orion.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="dlq.orion.io", key="last-handled-configuration"
-    )
+    # In the status (status.operator.*), not in annotations: a handler's status patch and
+    # kopf's bookkeeping then go out as one status write instead of two writes.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(name="operator")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(name="operator")
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     kube = KubeClient()

@@ -7,11 +7,8 @@ import functools
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 
-import pytest
-
 from dlq_operator.errors import KafkaUnavailable
-from dlq_operator.kafka import TopicSpec
-from dlq_operator.reconcile.batching import Coalescer, TopicGateway
+from dlq_operator.reconcile.batching import Coalescer
 
 
 def run_async(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:
@@ -73,46 +70,3 @@ async def test_a_failing_batch_fails_each_of_its_callers_and_the_next_batch_runs
     )
     assert all(isinstance(result, KafkaUnavailable) for result in results)
     assert await coalescer.load(["x"]) == {"x": 1}
-
-
-class FakeTopics:
-    """The two TopicAdmin calls creating needs; partitions get leaders after ``polls``
-    metadata requests."""
-
-    def __init__(self, polls: int) -> None:
-        self.polls = polls
-        self.created: list[list[str]] = []
-        self.leader_checks = 0
-
-    def describe_topics(self, names: list[str]) -> dict:
-        return {}
-
-    def create_topics(self, specs: list[TopicSpec], *, wait: bool = True) -> set[str]:
-        assert not wait, "the gateway waits for leaders itself, without holding up creates"
-        self.created.append([spec.name for spec in specs])
-        return set()
-
-    def topics_with_leaders(self, names: list[str]) -> dict[str, bool]:
-        self.leader_checks += 1
-        return dict.fromkeys(names, self.leader_checks > self.polls)
-
-
-@run_async
-async def test_create_returns_once_the_new_topics_have_leaders() -> None:
-    topics = FakeTopics(polls=2)
-    gateway = TopicGateway(topics, leader_timeout=5)  # type: ignore[arg-type]
-
-    await asyncio.gather(
-        gateway.create([TopicSpec("a.dlq", 3)]), gateway.create([TopicSpec("b.dlq", 3)])
-    )
-
-    assert sorted(name for call in topics.created for name in call) == ["a.dlq", "b.dlq"]
-    assert topics.leader_checks == 3
-
-
-@run_async
-async def test_create_gives_up_when_leaders_never_come() -> None:
-    gateway = TopicGateway(FakeTopics(polls=10**6), leader_timeout=0.2)  # type: ignore[arg-type]
-
-    with pytest.raises(KafkaUnavailable, match=r"a\.dlq"):
-        await gateway.create([TopicSpec("a.dlq", 3)])

@@ -23,9 +23,10 @@ def policy_of(spec: dict[str, Any]) -> str | None:
     return ((spec.get("retry") or {}).get("policyRef") or {}).get("name")
 
 
-def apply_outcome(body: kopf.Body, outcome: Outcome) -> None:
-    """Posts the outcome's Events (its status is written already); asks kopf to retry when
-    the outcome says so."""
+def apply_outcome(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
+    """Hands the outcome's status patch to kopf (written when the handler returns, even when
+    it asks for a retry), posts its Events, and asks kopf to retry when it says so."""
+    patch.status.update(outcome.status_patch)
     for type_, reason, message in outcome.events:
         kopf.event(body, type=type_, reason=reason, message=message)
     if outcome.retry_after is not None:
@@ -39,6 +40,7 @@ async def reconcile(
     policy_specs: kopf.Index,
     topic_claims: kopf.Index,
     dlq_bodies: kopf.Index,
+    patch: kopf.Patch,
     **_: Any,
 ) -> None:
     """Brings the DLQ's topics and retry worker to its spec."""
@@ -49,7 +51,7 @@ async def reconcile(
     policy = next(iter(policy_specs.get((dlq.namespace, policy_of(dict(body.spec))), [])), None)
     claims = list(topic_claims.get(topic_of(dict(body.spec)), []))
     outcome = await memo.reconciler.reconcile(dlq, policy, claims, retry)
-    apply_outcome(body, outcome)
+    apply_outcome(body, patch, outcome)
 
 
 async def finalize(body: kopf.Body, memo: kopf.Memo, topic_claims: kopf.Index, **_: Any) -> None:

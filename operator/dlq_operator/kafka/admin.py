@@ -165,14 +165,6 @@ class TopicAdmin:
         self._raise_first("create topics", failures)
         return existing
 
-    def topics_with_leaders(self, names: Iterable[str]) -> dict[str, bool]:
-        """For each existing topic among ``names``, whether every partition has a leader
-        (one metadata request)."""
-        return {
-            name: all(p["error_code"] == 0 and p["leader_id"] >= 0 for p in partitions)
-            for name, partitions in self._partitions("check topic leaders", names).items()
-        }
-
     def alter_topic_configs(self, changes: Mapping[str, Mapping[str, str | None]]) -> None:
         """Set the given keys on each topic (``None`` removes one: the broker's default applies
         again), leaving its other configs as they are.

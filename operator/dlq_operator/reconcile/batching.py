@@ -15,10 +15,7 @@ import asyncio
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
-from dlq_operator.errors import KafkaUnavailable
 from dlq_operator.kafka import TopicAdmin, TopicDescription, TopicSpec
-
-LEADER_POLL_SECONDS = 0.05
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -62,11 +59,9 @@ class Coalescer(Generic[K, V]):
 class TopicGateway:
     """The topic operations reconciles need, each batched across concurrent callers."""
 
-    def __init__(self, admin: TopicAdmin, leader_timeout: float = 15.0) -> None:
+    def __init__(self, admin: TopicAdmin) -> None:
         self.admin = admin
-        self.leader_timeout = leader_timeout
         self._describe = Coalescer(admin.describe_topics)
-        self._leaders = Coalescer(admin.topics_with_leaders)
         self._create = Coalescer(self._create_batch)
         self._alter = Coalescer(self._alter_batch)
         self._grow = Coalescer(self._grow_batch)
@@ -78,23 +73,11 @@ class TopicGateway:
         return await self._describe.load(names)
 
     async def create(self, specs: Iterable[TopicSpec]) -> None:
-        """Creates the topics and returns once every partition of them has a leader.
-
-        The wait is a coalesced poll of its own: creates keep going out while earlier
-        topics are still getting their leaders.
-        """
-        names = [spec.name for spec in specs]
+        """Creates the topics; done once the controller has accepted them, as with Kafka's own
+        tools (producers and consumers wait out the moment until partitions have leaders)."""
+        specs = list(specs)
         self._specs.update((spec.name, spec) for spec in specs)
-        await self._create.load(names)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.leader_timeout
-        while names:
-            led = await self._leaders.load(names)
-            names = [name for name in names if not led.get(name)]
-            if names and loop.time() >= deadline:
-                raise KafkaUnavailable(f"new topics without partition leaders: {', '.join(names)}")
-            if names:
-                await asyncio.sleep(LEADER_POLL_SECONDS)
+        await self._create.load(spec.name for spec in specs)
 
     async def alter_configs(self, changes: Mapping[str, Mapping[str, str | None]]) -> None:
         await self._alter.load(

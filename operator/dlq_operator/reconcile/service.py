@@ -2,8 +2,9 @@
 
 The planning is pure (:mod:`.topics`, :mod:`.workload`); this module applies the plans
 through the adapters and turns every outcome into status conditions and Events. The
-handler applies the status and, when :attr:`Outcome.retry_after` is set, asks kopf to
-come back later (a broker outage heals by itself).
+handler hands the status patch to kopf, which writes it together with its own bookkeeping
+(one status write per reconcile), and, when :attr:`Outcome.retry_after` is set, asks kopf
+to come back later (a broker outage heals by itself).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ class DlqObject:
     created: str
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
-    body: dict[str, Any]  # as read, with its resourceVersion, for the status write
 
     @classmethod
     def from_kopf(cls, body: Mapping[str, Any]) -> DlqObject:
@@ -62,7 +62,6 @@ class DlqObject:
             meta.get("creationTimestamp", ""),
             body.get("spec", {}),
             body.get("status", {}),
-            {"metadata": dict(meta), "status": dict(body.get("status", {}))},
         )
 
     @property
@@ -74,7 +73,8 @@ class DlqObject:
 class Outcome:
     """What a reconcile found and did: a status patch, Events, and maybe "try again later"."""
 
-    status: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)  # the status fields it decided
+    status_patch: dict[str, Any] = field(default_factory=dict)  # what differs from the status
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     retry_after: float | None = None
     error: str | None = None
@@ -111,7 +111,7 @@ class DlqReconciler:
 
     def __init__(self, topics: TopicAdmin, kube: KubeClient, settings: Settings) -> None:
         # Concurrent reconciles share batched broker calls (see .batching).
-        self.topics = TopicGateway(topics, settings.kafka.request_timeout_ms / 1000)
+        self.topics = TopicGateway(topics)
         self.kube = kube
         self.settings = settings
 
@@ -129,7 +129,7 @@ class DlqReconciler:
             spec = DeadLetterQueueSpec.model_validate(dlq.spec)
         except ValidationError as exc:
             conditions.set(READY, False, "InvalidSpec", _short(exc))
-            return await self._finish(dlq, outcome, conditions, None)
+            return self._finish(dlq, outcome, conditions, None)
 
         winner = topic_claim_winner(claims)
         if winner is not None and winner != dlq.claim:
@@ -140,7 +140,7 @@ class DlqReconciler:
             conditions.set(TOPIC_READY, False, "TopicConflict", message)
             conditions.set(READY, False, "TopicConflict", message)
             await self._remove_worker(dlq, outcome)
-            return await self._finish(dlq, outcome, conditions, spec)
+            return self._finish(dlq, outcome, conditions, spec)
 
         observed = await self._reconcile_topics(dlq, spec, outcome, conditions, retry)
         worker_ok = await self._reconcile_worker(dlq, spec, policy, outcome, conditions)
@@ -159,35 +159,30 @@ class DlqReconciler:
                 f"topic {spec.topic_name} matches the spec"
                 + ("; retry worker deployed" if spec.retry and spec.retry.policy_ref else ""),
             )
-        return await self._finish(dlq, outcome, conditions, spec)
+        return self._finish(dlq, outcome, conditions, spec)
 
-    async def _finish(
+    def _finish(
         self,
         dlq: DlqObject,
         outcome: Outcome,
         conditions: _Conditions,
         spec: DeadLetterQueueSpec | None,
     ) -> Outcome:
-        """Writes what this reconcile found into the status."""
+        """Turns what this reconcile found into a patch of the status as it was read.
+
+        The patch is a merge patch, so ``conditions`` goes whole: another writer's condition
+        written since the read (the monitor's) would be replaced, and the monitor, comparing
+        with the status it sees next, writes it again in its next cycle.
+        """
         outcome.status["observedGeneration"] = dlq.generation
         if spec is not None:
             retry_on = bool(spec.retry and spec.retry.policy_ref)
             outcome.status["parkedTopic"] = spec.parked_topic_name if retry_on else None
-
-        def compute(current: dict[str, Any]) -> dict[str, Any] | None:
-            status = current.get("status") or {}
-            patch = {k: v for k, v in outcome.status.items() if status.get(k) != v}
-            existing = list(status.get("conditions") or [])
-            updated = conditions.applied_to(existing)
-            if updated != existing:
-                patch["conditions"] = updated
-            return patch or None
-
-        try:
-            await asyncio.to_thread(self.kube.update_status, PLURAL, dlq.body, compute)
-        except KubeError as exc:
-            outcome.error = outcome.error or str(exc)
-            outcome.retry_after = outcome.retry_after or self.settings.kafka_retry_delay_seconds
+        outcome.status_patch = {k: v for k, v in outcome.status.items() if dlq.status.get(k) != v}
+        existing = list(dlq.status.get("conditions") or [])
+        updated = conditions.applied_to(existing)
+        if updated != existing:
+            outcome.status_patch["conditions"] = updated
         return outcome
 
     async def _reconcile_topics(
