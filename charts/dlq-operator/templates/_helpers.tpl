@@ -76,18 +76,18 @@ Rules on namespaced resources, shared by the ClusterRole (all namespaces) and th
 each watched namespace, so both modes grant exactly the same.
 */}}
 {{- define "dlq-operator.namespacedRules" -}}
-# kopf lists and watches all three kinds and patches their metadata (finalizers, its
-# progress annotations); the operator patches annotations to nudge a reconcile. A
-# DeadLetterQueue is read again after a conflicting status write, and by the
-# ReprocessRequests that replay it.
+# kopf lists and watches all three kinds and patches their metadata (finalizers); the
+# operator patches annotations to nudge a reconcile. A DeadLetterQueue is read again after
+# a conflicting status write, and by the ReprocessRequests that replay it.
 - apiGroups: ["dlq.orion.io"]
   resources: ["deadletterqueues"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["dlq.orion.io"]
   resources: ["retrypolicies", "reprocessrequests"]
   verbs: ["list", "watch", "patch"]
-# Status is a subresource of all three: written by kopf's patches, the depth monitor and
-# the replay progress.
+# Status is a subresource of all three: written by kopf's patches (with its progress and
+# last-handled configuration under status.operator), the depth monitor and the replay
+# progress.
 - apiGroups: ["dlq.orion.io"]
   resources: ["deadletterqueues/status", "retrypolicies/status", "reprocessrequests/status"]
   verbs: ["patch"]

@@ -66,7 +66,7 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, topic_claims: kopf.Index, *
         await memo.nudge(PLURAL, namespace, name, f"topic released by {dlq.uid}")
 
 
-def index_topic_claim(
+async def index_topic_claim(
     namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[str, tuple[str, str, str]] | None:
     """topic -> (creationTimestamp, namespace, name) of each DLQ that claims it."""
@@ -74,7 +74,7 @@ def index_topic_claim(
     return {topic: (meta.get("creationTimestamp", ""), namespace, name)} if topic else None
 
 
-def index_policy_user(
+async def index_policy_user(
     namespace: str, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[tuple[str, str], str] | None:
     """(namespace, RetryPolicy name) -> name of each DLQ that uses it."""
@@ -86,7 +86,7 @@ def not_paused(annotations: kopf.Annotations, **_: Any) -> bool:
     return annotations.get(PAUSED_ANNOTATION) != "true"
 
 
-def index_body(
+async def index_body(
     namespace: str, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], kopf.Body]:
     """(namespace, name) -> the object: the depth monitor's watch-fed view of every DLQ,

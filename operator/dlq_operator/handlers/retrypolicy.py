@@ -17,7 +17,7 @@ from dlq_operator.handlers.deadletterqueue import PLURAL as DLQ_PLURAL
 PLURAL = "retrypolicies"
 
 
-def index_spec(
+async def index_spec(
     namespace: str, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[tuple[str, str], RetryPolicySpec] | None:
     """(namespace, name) -> the validated spec; an invalid spec is as good as none."""
@@ -57,7 +57,9 @@ async def deleted(body: kopf.Body, memo: kopf.Memo, policy_users: kopf.Index, **
         await memo.nudge(DLQ_PLURAL, meta.namespace, user, f"policy {meta.name} deleted")
 
 
-def count_users(body: kopf.Body, patch: kopf.Patch, policy_users: kopf.Index, **_: Any) -> None:
+async def count_users(
+    body: kopf.Body, patch: kopf.Patch, policy_users: kopf.Index, **_: Any
+) -> None:
     """Keeps status.usedBy current as DLQs start or stop using the policy."""
     meta = body.metadata
     used_by = len(policy_users.get((meta.namespace, meta.name), []))
