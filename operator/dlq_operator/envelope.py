@@ -184,7 +184,7 @@ def decode_record(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_VALUE_BYT
     except UnicodeDecodeError as exc:
         raise _malformed(f"value is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = _JSON_DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise _malformed(f"value is not JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -492,6 +492,10 @@ def _utf8(text: str) -> bytes:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# Built once: json.loads with any option builds a new decoder on every call.
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _json_type(data: object) -> str:

@@ -124,6 +124,32 @@ def test_refusal_among_pipelined_records_is_reported_only_for_its_record(
     assert sorted(stored, key=int) == [b"%d" % n for n in range(30) if n != 10]
 
 
+def test_queued_deliveries_tell_each_outcome_after_a_flush(
+    admin: TopicAdmin, producer: RecordProducer, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}queued"
+    admin.create_topics([TopicSpec(topic, 1, None, {"max.message.bytes": "1000"})])
+    records = [KafkaRecord(topic, b"k", b"%d" % n, []) for n in range(20)]
+    records[5] = KafkaRecord(topic, b"k", b"x" * 5000, [])
+
+    deliveries = [producer.queue(record) for record in records]
+    missing = producer.queue(KafkaRecord(f"{topic_prefix}missing", b"k", b"v", []))
+    producer.flush(30)
+    deadline = time.monotonic() + 10
+    while not all(delivery.done() for delivery in deliveries):
+        assert time.monotonic() < deadline, "deliveries never settled"
+        time.sleep(0.01)
+
+    assert isinstance(missing.exception(), TopicNotFound)
+    assert isinstance(deliveries[5].exception(), RecordTooLarge)
+    assert all(
+        delivery.exception() is None or isinstance(delivery.exception(), KafkaUnavailable)
+        for n, delivery in enumerate(deliveries)
+        if n != 5
+    )
+    assert deliveries[0].exception() is None
+
+
 def test_reader_offsets_and_bounded_reads(
     admin: TopicAdmin, producer: RecordProducer, reader: RecordReader, topic_prefix: str
 ) -> None:

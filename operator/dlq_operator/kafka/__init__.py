@@ -24,13 +24,14 @@ from dlq_operator.kafka.admin import (
 )
 from dlq_operator.kafka.consumer import GroupConsumer
 from dlq_operator.kafka.errors import RecordRejected, RecordTooLarge
-from dlq_operator.kafka.producer import RecordProducer
+from dlq_operator.kafka.producer import Delivery, RecordProducer
 from dlq_operator.kafka.reader import RecordReader
 from dlq_operator.kafka.records import ConsumedRecord, Partition, ProducedRecord
 
 __all__ = [
     "CommittedOffsets",
     "ConsumedRecord",
+    "Delivery",
     "GroupConsumer",
     "OffsetRanges",
     "Partition",

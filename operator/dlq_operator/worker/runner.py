@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +40,7 @@ from dlq_operator.envelope import (
 from dlq_operator.errors import DlqError, EnvelopeError, KafkaUnavailable, TopicNotFound
 from dlq_operator.kafka import (
     ConsumedRecord,
+    Delivery,
     GroupConsumer,
     Partition,
     RecordProducer,
@@ -68,7 +68,7 @@ FLUSH_TIMEOUT_SECONDS = 30.0
 class _Sent:
     """A produce waiting for its acknowledgement."""
 
-    future: Future
+    future: Delivery
     partition: int
     offset: int
     original_topic: str | None  # None for a park
@@ -220,7 +220,11 @@ class RetryWorker:
             retry = republish_record(decoded, dlq_id, decoded.retry_count + 1)
             self.in_flight.append(
                 _Sent(
-                    self.producer.send(retry), record.partition, record.offset, retry.topic, decoded
+                    self.producer.queue(retry),
+                    record.partition,
+                    record.offset,
+                    retry.topic,
+                    decoded,
                 )
             )
             return
@@ -256,7 +260,7 @@ class RetryWorker:
         )
         self.in_flight.append(
             _Sent(
-                self.producer.send(parked),
+                self.producer.queue(parked),
                 record.partition,
                 record.offset,
                 None,
@@ -273,7 +277,11 @@ class RetryWorker:
             record = unpack_republish(due.payload, dlq_id)
             self.in_flight.append(
                 _Sent(
-                    self.producer.send(record), due.partition, due.offset, record.topic, due.payload
+                    self.producer.queue(record),
+                    due.partition,
+                    due.offset,
+                    record.topic,
+                    due.payload,
                 )
             )
 
