@@ -37,7 +37,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     """Connects the adapters once and configures kopf's bookkeeping under our own names."""
     # Imported here: the operator's metrics (dlq_parked, ...) must not be registered in a
     # worker process, whose own dlq_parked_total would clash with them.
-    from dlq_operator.monitor.service import DepthMonitor
+    from dlq_operator.monitor.service import PARTITION_CACHE_SECONDS, DepthMonitor
     from dlq_operator.monitor.sinks import WebhookSinkConfig
 
     operator_settings = get_settings()
@@ -65,7 +65,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if operator_settings.metrics_port:
         start_http_server(operator_settings.metrics_port)
     monitor = DepthMonitor(
-        TopicAdmin(operator_settings.kafka, client_id="dlq-operator-monitor"),
+        TopicAdmin(
+            operator_settings.kafka,
+            client_id="dlq-operator-monitor",
+            partition_cache_seconds=PARTITION_CACHE_SECONDS,
+        ),
         kube,
         [WebhookSinkConfig.model_validate(sink) for sink in operator_settings.alert_sinks],
         interval=operator_settings.monitor_interval_seconds,

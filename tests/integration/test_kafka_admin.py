@@ -51,6 +51,23 @@ def test_create_without_waiting(admin: TopicAdmin, topic_prefix: str) -> None:
     assert found[topic].partitions == 4
 
 
+def test_offsets_of_a_topic_created_since_the_last_call(
+    admin: TopicAdmin, producer: RecordProducer, topic_prefix: str
+) -> None:
+    known, new = f"{topic_prefix}known", f"{topic_prefix}new"
+    admin.create_topics([TopicSpec(known, 2)])
+    produce(producer, known, {b"a": 2})
+    assert sum(high for _, high in admin.list_offsets([known])[known].values()) == 2
+
+    admin.create_topics([TopicSpec(new, 3)])
+    produce(producer, new, {b"b": 4})
+    offsets = admin.list_offsets([known, new])
+
+    assert sum(high for _, high in offsets[known].values()) == 2
+    assert sorted(offsets[new]) == [0, 1, 2]
+    assert sum(high - low for low, high in offsets[new].values()) == 4
+
+
 def test_topic_lifecycle(admin: TopicAdmin, topic_prefix: str) -> None:
     first, second, missing = (f"{topic_prefix}{name}" for name in ("first", "second", "missing"))
     specs = [
@@ -119,11 +136,30 @@ def test_list_offsets_of_many_topics_in_few_requests(
         admin.list_offsets(names)
         return admin.requests_sent - before
 
-    # One broker: a metadata request, then a metadata and a ListOffsets request for the
-    # earliest and for the latest offsets, however many topics. (Right after topics are
-    # created, kafka-python may also retry a partition whose leader is not ready yet.)
-    assert requests_for([*topics, missing]) == requests_for(topics[:1]) == 5
+    # One broker: a metadata request, then a ListOffsets request for the earliest and one
+    # for the latest offsets, however many topics.
+    assert requests_for([*topics, missing]) == requests_for(topics[:1]) == 3
     assert admin.list_offsets([missing]) == {}
+
+
+def test_list_offsets_with_cached_partitions(
+    settings: KafkaSettings, producer: RecordProducer, topic_prefix: str
+) -> None:
+    topic, missing = f"{topic_prefix}cached", f"{topic_prefix}missing"
+    with TopicAdmin(settings, partition_cache_seconds=300) as admin:
+        admin.create_topics([TopicSpec(topic, 2)])
+        assert admin.list_offsets([topic, missing]) == {topic: {0: (0, 0), 1: (0, 0)}}
+        produce(producer, topic, {b"a": 3})
+
+        before = admin.requests_sent
+        offsets = admin.list_offsets([topic])
+        # Partitions from the cache: only the two ListOffsets requests.
+        assert admin.requests_sent - before == 2
+        assert sum(high for _, high in offsets[topic].values()) == 3
+        # A topic not seen (yet) is asked about every time.
+        before = admin.requests_sent
+        assert admin.list_offsets([missing]) == {}
+        assert admin.requests_sent - before == 1
 
 
 def test_committed_offsets_of_several_groups(

@@ -22,8 +22,10 @@ from kafka.admin import (
     KafkaAdminClient,
     OffsetSpec,
 )
+from kafka.consumer import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from dlq_operator.errors import DlqError
 from dlq_operator.kafka.connection import client_config, connect
 from dlq_operator.kafka.errors import for_code, translate, translated
 from dlq_operator.kafka.records import Partition
@@ -76,12 +78,27 @@ class TopicDescription:
 class TopicAdmin:
     """Topics, offsets and consumer groups of one Kafka cluster (synchronous, thread-safe)."""
 
-    def __init__(self, settings: KafkaSettings, *, client_id: str = "dlq-operator-admin") -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        client_id: str = "dlq-operator-admin",
+        partition_cache_seconds: float = 0.0,
+    ) -> None:
+        """``partition_cache_seconds``: how long :meth:`list_offsets` may take a topic's
+        partitions from what it saw before instead of asking (0: always ask). Kafka's own
+        clients refresh such metadata every 5 minutes."""
         self._settings = settings
         self._config = client_config(settings, client_id)
         self._lock = threading.Lock()
         self._client: KafkaAdminClient | None = None
         self._requests = 0
+        self._partition_cache_seconds = partition_cache_seconds
+        self._partition_cache: dict[str, tuple[float, list[int]]] = {}  # topic -> (when, ids)
+        # ListOffsets go through a consumer: it keeps partition leaders between calls,
+        # where the admin client asks for metadata before every ListOffsets request.
+        self._offsets_lock = threading.Lock()
+        self._offsets_client: KafkaConsumer | None = None
 
     @property
     def requests_sent(self) -> int:
@@ -92,8 +109,12 @@ class TopicAdmin:
         """Disconnect; a later call connects again."""
         with self._lock:
             client, self._client = self._client, None
+        with self._offsets_lock:
+            offsets_client, self._offsets_client = self._offsets_client, None
         if client is not None:
             client.close()
+        if offsets_client is not None:
+            offsets_client.close()
 
     def __enter__(self) -> TopicAdmin:
         return self
@@ -250,31 +271,50 @@ class TopicAdmin:
     def list_offsets(self, topics: Iterable[str]) -> OffsetRanges:
         """The (low, high) offsets of every partition of the topics that exist.
 
-        A constant number of requests whatever the number of topics: one metadata request,
-        then for the earliest and for the latest offsets one metadata request and one
-        ListOffsets request per partition leader.
+        A constant number of requests whatever the number of topics: a metadata request for
+        the topics whose partitions are not cached, then an earliest and a latest ListOffsets
+        request per partition leader.
         """
-        found = self._partitions("list offsets", topics)
-        partitions = [
-            TopicPartition(topic, partition["partition_index"])
-            for topic, described in found.items()
-            for partition in described
-        ]
+        found = self._partition_ids("list offsets", topics)
+        partitions = [TopicPartition(topic, p) for topic, ids in found.items() for p in ids]
         if not partitions:
             return {}
-
-        def offsets_at(spec: OffsetSpec) -> dict[TopicPartition, Any]:
-            request = dict.fromkeys(partitions, spec)
-            return self._run("list offsets", lambda admin: admin.list_partition_offsets(request))
-
-        low, high = offsets_at(OffsetSpec.EARLIEST), offsets_at(OffsetSpec.LATEST)
+        try:
+            try:
+                low, high = self._offsets_from_consumer(partitions)
+            except KeyError:
+                # kafka-python leaves out a partition whose leader it does not know yet (a
+                # new topic: it fetches that metadata for next time); the admin client asks
+                # for metadata before each request.
+                low, high = self._offsets_from_admin(partitions)
+        except DlqError:
+            self._partition_cache.clear()  # a topic may be gone or changed: ask next time
+            raise
         ranges: OffsetRanges = {topic: {} for topic in found}
         for partition in partitions:
-            ranges[partition.topic][partition.partition] = (
-                low[partition].offset,
-                high[partition].offset,
-            )
+            ranges[partition.topic][partition.partition] = (low[partition], high[partition])
         return ranges
+
+    def _offsets_from_consumer(
+        self, partitions: list[TopicPartition]
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        timeout = self._settings.request_timeout_ms
+        with self._offsets_lock, translated("list offsets", self._settings.bootstrap_servers):
+            client = self._offsets_client_or_connect()
+            return (
+                client.beginning_offsets(partitions, timeout),
+                client.end_offsets(partitions, timeout),
+            )
+
+    def _offsets_from_admin(
+        self, partitions: list[TopicPartition]
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        def offsets_at(spec: OffsetSpec) -> dict[TopicPartition, int]:
+            request = dict.fromkeys(partitions, spec)
+            found = self._run("list offsets", lambda admin: admin.list_partition_offsets(request))
+            return {partition: at.offset for partition, at in found.items()}
+
+        return offsets_at(OffsetSpec.EARLIEST), offsets_at(OffsetSpec.LATEST)
 
     def committed_offsets(self, groups: Mapping[str, Iterable[str]]) -> CommittedOffsets:
         """Offsets committed by each group on the given topics; nothing committed is absent.
@@ -350,6 +390,33 @@ class TopicAdmin:
                 raise self._translate(for_code(code, topic["name"]), action)
         return found
 
+    def _partition_ids(self, action: str, names: Iterable[str]) -> dict[str, list[int]]:
+        """The partitions of each topic among ``names`` that exists: from the cache when
+        seen recently enough, otherwise from one metadata request for all the others."""
+        now = time.monotonic()
+        found: dict[str, list[int]] = {}
+        unknown = []
+        for name in set(names):
+            seen = self._partition_cache.get(name)
+            if seen is not None and now - seen[0] < self._partition_cache_seconds:
+                found[name] = seen[1]
+            else:
+                unknown.append(name)
+        for name, partitions in self._partitions(action, unknown).items():
+            found[name] = sorted(p["partition_index"] for p in partitions)
+            self._partition_cache[name] = (now, found[name])
+        return found
+
+    def _offsets_client_or_connect(self) -> KafkaConsumer:
+        if self._offsets_client is None:
+            config = {**self._config, "client_id": f"{self._config['client_id']}-offsets"}
+            client, network = connect(
+                KafkaConsumer, self._settings, group_id=None, enable_auto_commit=False, **config
+            )
+            self._count_requests(network)
+            self._offsets_client = client
+        return self._offsets_client
+
     def _client_or_connect(self) -> KafkaAdminClient:
         with self._lock:
             if self._client is None:
@@ -358,17 +425,20 @@ class TopicAdmin:
 
     def _connect(self) -> KafkaAdminClient:
         client, network = connect(KafkaAdminClient, self._settings, **self._config)
+        self._count_requests(network)
+        return client
+
+    def _count_requests(self, network: Any) -> None:
+        # kafka-python keeps no request count; wrapping the one method every request goes
+        # through gives an exact count for free.
         manager = network._manager
         send = manager.send
 
-        # kafka-python keeps no request count; wrapping the one method every request goes
-        # through gives an exact count for free.
         def counted_send(*args: Any, **kwargs: Any) -> Any:
             self._requests += 1
             return send(*args, **kwargs)
 
         manager.send = counted_send
-        return client
 
     def _run(self, action: str, operation: Callable[[KafkaAdminClient], Result]) -> Result:
         """Run an operation, waiting briefly while the client has no broker it may talk to

@@ -11,6 +11,7 @@ server stores them; everything read back is parsed into timezone-aware datetimes
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 Condition = dict[str, Any]
 
 
+@functools.lru_cache(maxsize=4096)  # a cycle formats the same few moments for every DLQ
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

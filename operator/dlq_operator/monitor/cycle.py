@@ -97,36 +97,6 @@ class DlqTarget:
         return resolved_group_name(self.namespace, self.name)
 
 
-_SPECS: dict[tuple[str, int], DeadLetterQueueSpec] = {}
-
-
-def spec_of(resource: Resource) -> DeadLetterQueueSpec:
-    """The validated spec; remembered per object and generation, since a cycle over a
-    thousand DLQs would otherwise validate a thousand unchanged specs every time."""
-    metadata = resource["metadata"]
-    key = (metadata.get("uid"), metadata.get("generation"))
-    spec = _SPECS.get(key) if key[0] else None
-    if spec is None:
-        spec = DeadLetterQueueSpec.model_validate(resource.get("spec") or {})
-        if key[0]:
-            if len(_SPECS) > 100_000:  # old generations of long-gone objects
-                _SPECS.clear()
-            _SPECS[key] = spec
-    return spec
-
-
-def target_of(resource: Resource) -> DlqTarget:
-    metadata = resource["metadata"]
-    spec = spec_of(resource)
-    return DlqTarget(
-        namespace=metadata["namespace"],
-        name=metadata["name"],
-        dlq_topic=spec.topic_name,
-        parked_topic=spec.parked_topic_name,
-        retry_enabled=bool(spec.retry and spec.retry.policy_ref),
-    )
-
-
 @dataclass(frozen=True)
 class AlertRule:
     """What a DLQ alerts on: which figure, its thresholds, how often to repeat."""
@@ -137,9 +107,54 @@ class AlertRule:
     renotify_interval: timedelta | None
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """What a cycle needs from one generation of a DLQ's spec."""
+
+    target: DlqTarget
+    rule: AlertRule
+
+
+_COMPILED: dict[tuple[str, int], _Compiled] = {}
+
+
+def _compiled(resource: Resource) -> _Compiled:
+    """Remembered per object and generation: a cycle over a thousand DLQs would otherwise
+    validate a thousand unchanged specs, and parse their durations, every time."""
+    metadata = resource["metadata"]
+    key = (metadata.get("uid"), metadata.get("generation"))
+    compiled = _COMPILED.get(key) if key[0] else None
+    if compiled is None:
+        spec = DeadLetterQueueSpec.model_validate(resource.get("spec") or {})
+        compiled = _Compiled(_target(metadata, spec), _alert_rule(spec))
+        if key[0]:
+            if len(_COMPILED) > 100_000:  # old generations of long-gone objects
+                _COMPILED.clear()
+            _COMPILED[key] = compiled
+    return compiled
+
+
+def target_of(resource: Resource) -> DlqTarget:
+    return _compiled(resource).target
+
+
 def alert_rule_of(resource: Resource) -> AlertRule:
     """``spec.alerting``; alerting switched off means no thresholds at all."""
-    alerting = spec_of(resource).alerting
+    return _compiled(resource).rule
+
+
+def _target(metadata: Mapping[str, Any], spec: DeadLetterQueueSpec) -> DlqTarget:
+    return DlqTarget(
+        namespace=metadata["namespace"],
+        name=metadata["name"],
+        dlq_topic=spec.topic_name,
+        parked_topic=spec.parked_topic_name,
+        retry_enabled=bool(spec.retry and spec.retry.policy_ref),
+    )
+
+
+def _alert_rule(spec: DeadLetterQueueSpec) -> AlertRule:
+    alerting = spec.alerting
     if not alerting.enabled:
         return AlertRule(alerting.metric.value, None, None, None)
     return AlertRule(

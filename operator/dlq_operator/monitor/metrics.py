@@ -10,6 +10,7 @@ all, rather than a misleading zero.
 from __future__ import annotations
 
 from contextlib import suppress
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -39,40 +40,53 @@ NOTIFICATIONS = Counter(
 
 _PER_DLQ = (MESSAGE_COUNT, PENDING, PARKED, UNRESOLVED, ALERT_LEVEL, OLDEST_UNRESOLVED_AGE)
 
-# The topic each DLQ was last published under, so a changed topic or a deleted DLQ
-# leaves no stale series behind.
-_published_topics: dict[tuple[str, str], str] = {}
+
+@dataclass
+class _Series:
+    """One DLQ's gauge children, looked up once rather than every cycle."""
+
+    topic: str
+    figures: tuple[Gauge, ...]  # messages, pending, parked, unresolved, alert level
+    has_oldest_age: bool = False
 
 
-def _remove(gauge: Gauge, *labels: str) -> None:
-    with suppress(KeyError):
-        gauge.remove(*labels)
+# Per DLQ, so a changed topic or a deleted DLQ leaves no stale series behind.
+_series: dict[tuple[str, str], _Series] = {}
 
 
 def publish_figures(
     namespace: str, name: str, topic: str, figures: DepthFigures, level: AlertLevel
 ) -> None:
-    previous_topic = _published_topics.get((namespace, name))
-    if previous_topic is not None and previous_topic != topic:
+    series = _series.get((namespace, name))
+    if series is None or series.topic != topic:
         forget(namespace, name)
-    _published_topics[namespace, name] = topic
-
-    labels = (namespace, name, topic)
-    MESSAGE_COUNT.labels(*labels).set(figures.messages)
-    PENDING.labels(*labels).set(figures.pending)
-    PARKED.labels(*labels).set(figures.parked)
-    UNRESOLVED.labels(*labels).set(figures.unresolved)
-    ALERT_LEVEL.labels(*labels).set(int(level))
-    if figures.oldest_unresolved_age_seconds is None:
-        _remove(OLDEST_UNRESOLVED_AGE, *labels)
-    else:
-        OLDEST_UNRESOLVED_AGE.labels(*labels).set(figures.oldest_unresolved_age_seconds)
+        labels = (namespace, name, topic)
+        series = _Series(topic, tuple(gauge.labels(*labels) for gauge in _PER_DLQ[:5]))
+        _series[namespace, name] = series
+    messages, pending, parked, unresolved, alert_level = series.figures
+    messages.set(figures.messages)
+    pending.set(figures.pending)
+    parked.set(figures.parked)
+    unresolved.set(figures.unresolved)
+    alert_level.set(int(level))
+    age = figures.oldest_unresolved_age_seconds
+    if age is not None:
+        OLDEST_UNRESOLVED_AGE.labels(namespace, name, topic).set(age)
+        series.has_oldest_age = True
+    elif series.has_oldest_age:
+        _remove(OLDEST_UNRESOLVED_AGE, namespace, name, topic)
+        series.has_oldest_age = False
 
 
 def forget(namespace: str, name: str) -> None:
     """Drop every series of a DLQ, e.g. once its resource is deleted."""
-    topic = _published_topics.pop((namespace, name), None)
-    if topic is None:
+    series = _series.pop((namespace, name), None)
+    if series is None:
         return
     for gauge in _PER_DLQ:
-        _remove(gauge, namespace, name, topic)
+        _remove(gauge, namespace, name, series.topic)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    with suppress(KeyError):
+        gauge.remove(*labels)

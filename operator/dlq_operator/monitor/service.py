@@ -39,6 +39,10 @@ from dlq_operator.monitor.sinks import WebhookSinkConfig, event_for, send_notifi
 
 log = logging.getLogger(__name__)
 PLURAL = "deadletterqueues"
+# How long the monitor's TopicAdmin takes a topic's partitions from what it saw before: as
+# long as Kafka's clients keep metadata (metadata.max.age.ms), so a steady cycle sends only
+# ListOffsets and OffsetFetch requests. A topic's new partitions are counted within that.
+PARTITION_CACHE_SECONDS = 300.0
 MONITOR_CONDITIONS = frozenset({ALERT_CONDITION, DEPTH_KNOWN_CONDITION})
 
 
@@ -91,6 +95,10 @@ class DepthMonitor:
             except DlqError as exc:
                 metrics.CHECK_ERRORS.inc()
                 log.warning("depth cycle failed: %s", exc)
+            except Exception:
+                # A bug must not end monitoring for good: say so loudly, try next cycle.
+                metrics.CHECK_ERRORS.inc()
+                log.exception("depth cycle failed unexpectedly")
             next_start += self.interval
             await asyncio.sleep(max(next_start - time.monotonic(), 0.0))
 
@@ -114,8 +122,11 @@ class DepthMonitor:
         self._forget_deleted({target.key for _, target in checked})
         query = plan_query(target for _, target in checked)
         try:
-            offsets = await asyncio.to_thread(self.admin.list_offsets, query.topics)
-            committed = await asyncio.to_thread(self.admin.committed_offsets, query.groups)
+            # Two different clients inside the admin: their round trips overlap.
+            offsets, committed = await asyncio.gather(
+                asyncio.to_thread(self.admin.list_offsets, query.topics),
+                asyncio.to_thread(self.admin.committed_offsets, query.groups),
+            )
         except KafkaError as exc:
             metrics.CHECK_ERRORS.inc()
             report.error = str(exc)
