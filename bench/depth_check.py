@@ -4,8 +4,9 @@
 Setup: 1,000 DeadLetterQueue objects, each with a 3-partition dead-letter topic holding a
 few records (3,000 partitions in all).
 
-Measured: a steady-state cycle of the operator's :class:`DepthMonitor` (the third: the
-first writes every DLQ's figures, the second its first inflow rate). A cycle takes the DLQ
+Measured: steady-state cycles of the operator's :class:`DepthMonitor` (after two: the
+first writes every DLQ's figures, the second its first inflow rate), the median of five,
+and the most status patches any of them wrote. A cycle takes the DLQ
 objects from the operator's watch cache (here: one list made beforehand), asks the broker
 for all offsets and all committed offsets in a constant number of batched requests, and
 writes a status only where a figure changed: a cycle in which nothing changed writes
@@ -14,9 +15,9 @@ nothing.
 Baseline, in the same run: the original design's check — one offsets query per DLQ topic
 (``admin.fetchTopicOffsets(topic)`` in a loop), here the same adapter call made once per
 topic. Both are timed in their steady state: the original design's client (KafkaJS) keeps
-topic metadata between checks, so the baseline's pass is timed after an untimed first pass,
-with the same metadata cache as the monitor; each topic then costs an earliest and a latest
-ListOffsets request.
+topic metadata between checks, so the baseline is timed once the same metadata cache as the
+monitor's holds every topic; each topic then costs an earliest and a latest ListOffsets
+request.
 
 Goals: baseline time / cycle time >= 20, a cycle under 1 s, and 0 status patches in a
 cycle where nothing changed.
@@ -45,6 +46,7 @@ from dlq_operator.monitor.service import PARTITION_CACHE_SECONDS, DepthMonitor
 from dlq_operator.settings import KafkaSettings
 
 GROUP, VERSION, PLURAL = "dlq.orion.io", "v1alpha1", "deadletterqueues"
+QUIET_CYCLES = 5
 NAMESPACE = "depth"
 
 
@@ -95,10 +97,9 @@ def _listable(objects: client.CustomObjectsApi) -> bool:
 
 
 def naive(admin: TopicAdmin, topics: list[str]) -> tuple[float, int]:
-    """One offsets query per topic, one topic after the other, in the steady state (after
-    a first pass that fills the metadata cache); (seconds, requests)."""
-    for topic in topics:
-        admin.list_offsets([topic])
+    """One offsets query per topic, one topic after the other, in the steady state (once
+    the metadata cache holds every topic); (seconds, requests)."""
+    admin.list_offsets(topics)  # fills the cache, untimed
     before = admin.requests_sent
     started = time.monotonic()
     for topic in topics:
@@ -130,7 +131,11 @@ def main() -> None:
         asyncio.run(monitor.cycle())
         support.note("a cycle in which nothing changed")
         watched = kube.list_objects(PLURAL)  # the statuses the first cycles wrote
-        quiet = asyncio.run(monitor.cycle())
+        # The median of a few: one cycle of a tenth of a second is at the mercy of a
+        # scheduler hiccup on a small machine.
+        quiet_cycles = [asyncio.run(monitor.cycle()) for _ in range(QUIET_CYCLES)]
+        quiet = sorted(quiet_cycles, key=lambda report: report.seconds)[QUIET_CYCLES // 2]
+        quiet_patches = max(report.patches for report in quiet_cycles)
         support.note("naive: one offsets query per topic")
         naive_seconds, naive_requests = naive(admin(settings), topics)
 
@@ -139,7 +144,7 @@ def main() -> None:
         ["", "seconds", "broker requests", "status patches"],
         [
             ["monitor, first cycle", first.seconds, first.broker_requests, first.patches],
-            ["monitor, steady cycle", quiet.seconds, quiet.broker_requests, quiet.patches],
+            ["monitor, steady cycle (median)", quiet.seconds, quiet.broker_requests, quiet_patches],
             ["naive, one query per topic", naive_seconds, naive_requests, None],
         ],
     )
@@ -151,7 +156,7 @@ def main() -> None:
     )
     print(support.verdict("steady cycle", quiet.seconds, 1.0, at_least=False, unit=" s"))
     print(
-        support.verdict("patches in a quiet cycle", float(quiet.patches), 1.0, at_least=False)
+        support.verdict("patches in a quiet cycle", float(quiet_patches), 1.0, at_least=False)
         + " (goal: 0)"
     )
 

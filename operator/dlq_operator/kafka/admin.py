@@ -2,7 +2,9 @@
 
 :class:`TopicAdmin` connects on first use and keeps one kafka-python admin client, which
 reconnects by itself once a broker is back. The client caches group coordinators and
-never forgets one, so when a coordinator moves the client is replaced.
+never forgets one, so when a coordinator moves the client is replaced. Offsets are listed
+through a consumer without a group, the one kafka-python client that keeps partition
+leaders between requests.
 """
 
 from __future__ import annotations
