@@ -103,13 +103,22 @@ def test_refused_records_are_told_apart(
     assert producer.send_and_wait(KafkaRecord(compacted, b"k", b"keyed", [])).offset == 0
 
 
+def records_with_one_too_large(
+    admin: TopicAdmin, topic: str, count: int, too_large: int
+) -> list[KafkaRecord]:
+    """``count`` small records for a new topic that takes 1000 bytes at most, one of them
+    (at ``too_large``) larger than that."""
+    admin.create_topics([TopicSpec(topic, 1, None, {"max.message.bytes": "1000"})])
+    records = [KafkaRecord(topic, b"k", b"%d" % n, []) for n in range(count)]
+    records[too_large] = KafkaRecord(topic, b"k", b"x" * 5000, [])
+    return records
+
+
 def test_refusal_among_pipelined_records_is_reported_only_for_its_record(
     admin: TopicAdmin, producer: RecordProducer, reader: RecordReader, topic_prefix: str
 ) -> None:
     topic = f"{topic_prefix}pipelined"
-    admin.create_topics([TopicSpec(topic, 1, None, {"max.message.bytes": "1000"})])
-    records = [KafkaRecord(topic, b"k", b"%d" % n, []) for n in range(30)]
-    records[10] = KafkaRecord(topic, b"k", b"x" * 5000, [])
+    records = records_with_one_too_large(admin, topic, 30, too_large=10)
 
     futures = [producer.send(record) for record in records]
     errors = [future.exception(timeout=30) for future in futures]
@@ -127,10 +136,7 @@ def test_refusal_among_pipelined_records_is_reported_only_for_its_record(
 def test_queued_deliveries_tell_each_outcome_after_a_flush(
     admin: TopicAdmin, producer: RecordProducer, topic_prefix: str
 ) -> None:
-    topic = f"{topic_prefix}queued"
-    admin.create_topics([TopicSpec(topic, 1, None, {"max.message.bytes": "1000"})])
-    records = [KafkaRecord(topic, b"k", b"%d" % n, []) for n in range(20)]
-    records[5] = KafkaRecord(topic, b"k", b"x" * 5000, [])
+    records = records_with_one_too_large(admin, f"{topic_prefix}queued", 20, too_large=5)
 
     deliveries = [producer.queue(record) for record in records]
     missing = producer.queue(KafkaRecord(f"{topic_prefix}missing", b"k", b"v", []))
