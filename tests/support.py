@@ -4,11 +4,55 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 T = TypeVar("T")
+
+GROUP, VERSION = "dlq.orion.io", "v1alpha1"
+KINDS = {
+    "deadletterqueues": "DeadLetterQueue",
+    "retrypolicies": "RetryPolicy",
+    "reprocessrequests": "ReprocessRequest",
+}
+
+
+def create_object(
+    objects: Any,
+    namespace: str,
+    plural: str,
+    name: str,
+    spec: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Creates one of the project's objects from its manifest, as a user would."""
+    metadata: dict[str, Any] = {"name": name}
+    if annotations:
+        metadata["annotations"] = annotations
+    return objects.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KINDS[plural],
+            "metadata": metadata,
+            "spec": spec,
+        },
+    )
+
+
+def get_object(objects: Any, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+    """The object as the API server holds it; None when there is none."""
+    try:
+        return objects.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def wait_for(

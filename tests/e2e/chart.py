@@ -8,12 +8,11 @@ from typing import Any
 
 import yaml
 
+from tests.support import GROUP, KINDS
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "dlq-operator"
-GROUP, VERSION = "dlq.orion.io", "v1alpha1"
-CRD_NAMES = {
-    f"{plural}.{GROUP}" for plural in ("deadletterqueues", "retrypolicies", "reprocessrequests")
-}
+CRD_NAMES = {f"{plural}.{GROUP}" for plural in KINDS}
 
 
 def platform_kube_version() -> str:

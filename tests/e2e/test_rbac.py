@@ -31,8 +31,8 @@ from kubernetes import client
 
 import local_platform
 from dlq_operator.api.naming import worker_deployment_name
-from tests.e2e.chart import GROUP, VERSION, Helm
-from tests.support import wait_for
+from tests.e2e.chart import Helm
+from tests.support import GROUP, VERSION, create_object, get_object, wait_for
 
 T = TypeVar("T")
 DLQ = "deadletterqueues.dlq.orion.io"
@@ -276,34 +276,6 @@ def operator_as_the_chart(
     run.stop()
 
 
-def _create(
-    objects: client.CustomObjectsApi, namespace: str, plural: str, kind: str, name: str, spec: dict
-) -> None:
-    objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        plural,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": kind,
-            "metadata": {"name": name},
-            "spec": spec,
-        },
-    )
-
-
-def _get(
-    objects: client.CustomObjectsApi, namespace: str, plural: str, name: str
-) -> dict[str, Any] | None:
-    try:
-        return objects.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
 def _deployment(apps: client.AppsV1Api, namespace: str, name: str) -> client.V1Deployment | None:
     try:
         return apps.read_namespaced_deployment(name, namespace)
@@ -322,18 +294,17 @@ def test_operator_runs_on_the_chart_rbac_alone(
     operator = operator_as_the_chart
     objects = client.CustomObjectsApi(api_client)
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    _create(objects, namespace, "retrypolicies", "RetryPolicy", "standard", {"maxRetries": 2})
-    _create(
+    create_object(objects, namespace, "retrypolicies", "standard", {"maxRetries": 2})
+    create_object(
         objects,
         namespace,
         "deadletterqueues",
-        "DeadLetterQueue",
         "orders",
         {"sourceTopic": f"{topic_prefix}orders", "retry": {"policyRef": {"name": "standard"}}},
     )
 
     def status(plural: str, name: str) -> dict[str, Any]:
-        return (_get(objects, namespace, plural, name) or {}).get("status") or {}
+        return (get_object(objects, namespace, plural, name) or {}).get("status") or {}
 
     def condition(type_: str) -> str | None:
         conditions = status("deadletterqueues", "orders").get("conditions") or []
@@ -345,7 +316,7 @@ def test_operator_runs_on_the_chart_rbac_alone(
 
     # kopf's watch, finalizer and status patches; topics; the worker Deployment.
     operator.wait(lambda: condition("Ready") == "True", what="DeadLetterQueue Ready")
-    dlq = _get(objects, namespace, "deadletterqueues", "orders")
+    dlq = get_object(objects, namespace, "deadletterqueues", "orders")
     worker = _deployment(apps, namespace, worker_deployment_name("orders"))
     assert worker is not None and dlq is not None
     assert [ref.uid for ref in worker.metadata.owner_references] == [dlq["metadata"]["uid"]]
@@ -357,11 +328,10 @@ def test_operator_runs_on_the_chart_rbac_alone(
         lambda: status("retrypolicies", "standard").get("usedBy") == 1, what="RetryPolicy used"
     )
     # A replay: reads the DLQ, writes its own status, posts Events.
-    _create(
+    create_object(
         objects,
         namespace,
         "reprocessrequests",
-        "ReprocessRequest",
         "replay",
         {"deadLetterQueueRef": {"name": "orders"}, "dryRun": True},
     )
@@ -373,7 +343,7 @@ def test_operator_runs_on_the_chart_rbac_alone(
     objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, "deadletterqueues", "orders")
     operator.wait(
         lambda: (
-            _get(objects, namespace, "deadletterqueues", "orders") is None
+            get_object(objects, namespace, "deadletterqueues", "orders") is None
             and _deployment(apps, namespace, worker_deployment_name("orders")) is None
         ),
         what="DLQ and its worker deleted",
@@ -382,7 +352,7 @@ def test_operator_runs_on_the_chart_rbac_alone(
     for plural, name in (("reprocessrequests", "replay"), ("retrypolicies", "standard")):
         objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
         operator.wait(
-            lambda plural=plural, name=name: _get(objects, namespace, plural, name) is None,
+            lambda plural=plural, name=name: get_object(objects, namespace, plural, name) is None,
             what=f"{plural} {name} deleted",
         )
 

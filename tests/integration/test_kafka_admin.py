@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,19 +15,8 @@ from dlq_operator.settings import KafkaSettings
 
 @pytest.fixture
 def settings(kafka_bootstrap: str) -> KafkaSettings:
+    # Shorter than the other adapter tests: the outage tests wait out this timeout.
     return KafkaSettings(bootstrap_servers=kafka_bootstrap, request_timeout_ms=3000)
-
-
-@pytest.fixture
-def admin(settings: KafkaSettings) -> Iterator[TopicAdmin]:
-    with TopicAdmin(settings) as admin:
-        yield admin
-
-
-@pytest.fixture
-def producer(settings: KafkaSettings) -> Iterator[RecordProducer]:
-    with RecordProducer(settings, client_id="test-admin") as producer:
-        yield producer
 
 
 def produce(producer: RecordProducer, topic: str, counts: dict[bytes, int]) -> None:

@@ -22,23 +22,6 @@ from dlq_operator.settings import KafkaSettings
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=kafka_bootstrap, request_timeout_ms=5000)
-
-
-@pytest.fixture
-def admin(settings: KafkaSettings) -> Iterator[TopicAdmin]:
-    with TopicAdmin(settings) as admin:
-        yield admin
-
-
-@pytest.fixture
-def producer(settings: KafkaSettings) -> Iterator[RecordProducer]:
-    with RecordProducer(settings, client_id="test-clients") as producer:
-        yield producer
-
-
-@pytest.fixture
 def reader(settings: KafkaSettings) -> Iterator[RecordReader]:
     with RecordReader(settings) as reader:
         yield reader

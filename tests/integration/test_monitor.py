@@ -12,9 +12,9 @@ from kafka.admin import NewTopic
 from kubernetes import client
 
 import local_kubelet
-from tests.support import wait_for
+from tests.support import GROUP, VERSION, create_object, wait_for
 
-GROUP, VERSION, PLURAL = "dlq.orion.io", "v1alpha1", "deadletterqueues"
+PLURAL = "deadletterqueues"
 
 
 @pytest.fixture
@@ -65,18 +65,7 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
 
 
 def create_dlq(objects, namespace: str, name: str, spec: dict) -> None:
-    objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "DeadLetterQueue",
-            "metadata": {"name": name},
-            "spec": spec,
-        },
-    )
+    create_object(objects, namespace, PLURAL, name, spec)
 
 
 def wait_status(objects, namespace, name, what, **expected):
@@ -159,18 +148,7 @@ def test_retried_records_leave_unresolved_but_stay_in_messages(
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     admin.create_topics([NewTopic(source, 1, 1)])
     admin.close()
-    objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "retrypolicies",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RetryPolicy",
-            "metadata": {"name": "fast"},
-            "spec": {"backoff": {"initialDelay": "0s"}},
-        },
-    )
+    create_object(objects, namespace, "retrypolicies", "fast", {"backoff": {"initialDelay": "0s"}})
     create_dlq(
         objects,
         namespace,

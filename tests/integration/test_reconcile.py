@@ -13,9 +13,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kubernetes import client
 
-from tests.support import wait_for
-
-GROUP, VERSION = "dlq.orion.io", "v1alpha1"
+from tests.support import GROUP, VERSION, create_object, get_object, wait_for
 
 
 @pytest.fixture
@@ -28,30 +26,6 @@ def admin(kafka_bootstrap: str):
 @pytest.fixture
 def objects(api_client, operator):
     return client.CustomObjectsApi(api_client)
-
-
-def create(objects, namespace: str, plural: str, kind: str, name: str, spec: dict) -> dict:
-    return objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        plural,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": kind,
-            "metadata": {"name": name},
-            "spec": spec,
-        },
-    )
-
-
-def get(objects, namespace: str, plural: str, name: str) -> dict | None:
-    try:
-        return objects.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def patch_spec(objects, namespace: str, plural: str, name: str, spec: dict) -> None:
@@ -74,7 +48,7 @@ def wait_ready(
     timeout: float = 60,
 ) -> dict:
     def check():
-        obj = get(objects, namespace, "deadletterqueues", name)
+        obj = get_object(objects, namespace, "deadletterqueues", name)
         ready = condition(obj, "Ready")
         matches = ready.get("status") == status and reason in (None, ready.get("reason"))
         current = (
@@ -101,11 +75,10 @@ def topic_state(admin: KafkaAdminClient, topic: str) -> tuple[int, dict[str, str
 
 def test_dlq_creates_topic_and_reports_ready(objects, admin, namespace, topic_prefix, kubectl):
     source = f"{topic_prefix}orders"
-    create(
+    create_object(
         objects,
         namespace,
         "deadletterqueues",
-        "DeadLetterQueue",
         "orders",
         {
             "sourceTopic": source,
@@ -139,11 +112,10 @@ def test_dlq_creates_topic_and_reports_ready(objects, admin, namespace, topic_pr
 
 def test_spec_changes_reach_the_broker(objects, admin, namespace, topic_prefix):
     source = f"{topic_prefix}payments"
-    create(
+    create_object(
         objects,
         namespace,
         "deadletterqueues",
-        "DeadLetterQueue",
         "payments",
         {"sourceTopic": source},
     )
@@ -166,11 +138,10 @@ def test_spec_changes_reach_the_broker(objects, admin, namespace, topic_prefix):
 def test_adopting_a_bigger_topic_is_refused_and_left_alone(objects, admin, namespace, topic_prefix):
     source = f"{topic_prefix}legacy"
     admin.create_topics([NewTopic(f"{source}.dlq", num_partitions=6, replication_factor=1)])
-    create(
+    create_object(
         objects,
         namespace,
         "deadletterqueues",
-        "DeadLetterQueue",
         "legacy",
         {"sourceTopic": source, "topic": {"partitions": 3}},
     )
@@ -182,11 +153,10 @@ def test_adopting_a_bigger_topic_is_refused_and_left_alone(objects, admin, names
 def test_manual_config_change_is_corrected(objects, admin, namespace, topic_prefix):
     source = f"{topic_prefix}drift"
     topic = f"{source}.dlq"
-    create(
+    create_object(
         objects,
         namespace,
         "deadletterqueues",
-        "DeadLetterQueue",
         "drift",
         {"sourceTopic": source, "topic": {"retentionMs": 7200000}},
     )
@@ -229,14 +199,11 @@ def config_hash(dep) -> str | None:
 def test_retry_policy_attach_change_detach(objects, admin, api_client, namespace, topic_prefix):
     source = f"{topic_prefix}rfq"
     worker = "rfq-retry-worker"
-    create(
-        objects, namespace, "deadletterqueues", "DeadLetterQueue", "rfq", {"sourceTopic": source}
-    )
-    create(
+    create_object(objects, namespace, "deadletterqueues", "rfq", {"sourceTopic": source})
+    create_object(
         objects,
         namespace,
         "deadletterqueues",
-        "DeadLetterQueue",
         "bystander",
         {"sourceTopic": f"{source}-other", "retry": {"policyRef": {"name": "other"}}},
     )
@@ -255,15 +222,14 @@ def test_retry_policy_attach_change_detach(objects, admin, api_client, namespace
     assert topic_state(admin, f"{source}.dlq.parked") is not None
 
     # It recovers by itself once the policy exists.
-    create(
+    create_object(
         objects,
         namespace,
         "retrypolicies",
-        "RetryPolicy",
         "standard",
         {"maxRetries": 3, "backoff": {"initialDelay": "1s"}},
     )
-    create(objects, namespace, "retrypolicies", "RetryPolicy", "other", {"maxRetries": 1})
+    create_object(objects, namespace, "retrypolicies", "other", {"maxRetries": 1})
     obj = wait_ready(objects, namespace, "rfq")
     assert obj["status"]["workerDeployment"] == worker
     dep = wait_for(lambda: deployment(api_client, namespace, worker), what="worker Deployment")
@@ -292,7 +258,9 @@ def test_retry_policy_attach_change_detach(objects, admin, api_client, namespace
     )
     wait_for(
         lambda: (
-            (get(objects, namespace, "retrypolicies", "standard").get("status") or {}).get("usedBy")
+            (get_object(objects, namespace, "retrypolicies", "standard").get("status") or {}).get(
+                "usedBy"
+            )
             == 1
         ),
         what="usedBy 1",
@@ -307,12 +275,11 @@ def test_retry_policy_attach_change_detach(objects, admin, api_client, namespace
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])
 def test_deletion_policy(objects, admin, api_client, namespace, topic_prefix, policy):
     source = f"{topic_prefix}del{policy.lower()}"
-    create(objects, namespace, "retrypolicies", "RetryPolicy", "p", {})
-    create(
+    create_object(objects, namespace, "retrypolicies", "p", {})
+    create_object(
         objects,
         namespace,
         "deadletterqueues",
-        "DeadLetterQueue",
         "gone",
         {"sourceTopic": source, "deletionPolicy": policy, "retry": {"policyRef": {"name": "p"}}},
     )
@@ -321,7 +288,7 @@ def test_deletion_policy(objects, admin, api_client, namespace, topic_prefix, po
 
     objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, "deadletterqueues", "gone")
     wait_for(
-        lambda: get(objects, namespace, "deadletterqueues", "gone") is None,
+        lambda: get_object(objects, namespace, "deadletterqueues", "gone") is None,
         what="DLQ gone (finalizer released)",
     )
     assert deployment(api_client, namespace, "gone-retry-worker") is None
@@ -333,26 +300,24 @@ def test_deletion_policy(objects, admin, api_client, namespace, topic_prefix, po
 
 def test_second_claim_on_a_topic_conflicts(objects, admin, namespace, topic_prefix, api_client):
     source = f"{topic_prefix}shared"
-    create(
-        objects, namespace, "deadletterqueues", "DeadLetterQueue", "first", {"sourceTopic": source}
-    )
+    create_object(objects, namespace, "deadletterqueues", "first", {"sourceTopic": source})
     wait_ready(objects, namespace, "first")
     other_ns = f"{namespace}-b"
     client.CoreV1Api(api_client).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=other_ns))
     )
-    create(
+    create_object(
         objects,
         other_ns,
         "deadletterqueues",
-        "DeadLetterQueue",
         "second",
         {"sourceTopic": source, "topic": {"partitions": 1}},
     )
     obj = wait_ready(objects, other_ns, "second", status="False", reason="TopicConflict")
     assert f"{namespace}/first" in condition(obj, "Ready")["message"]
     assert (
-        condition(get(objects, namespace, "deadletterqueues", "first"), "Ready")["status"] == "True"
+        condition(get_object(objects, namespace, "deadletterqueues", "first"), "Ready")["status"]
+        == "True"
     )
     assert topic_state(admin, f"{source}.dlq")[0] == 3
 
@@ -363,23 +328,18 @@ def test_second_claim_on_a_topic_conflicts(objects, admin, namespace, topic_pref
 
 def test_paused_dlq_is_left_alone(objects, admin, namespace, topic_prefix):
     source = f"{topic_prefix}paused"
-    objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "deadletterqueues",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "DeadLetterQueue",
-            "metadata": {"name": "paused", "annotations": {"dlq.orion.io/paused": "true"}},
-            "spec": {"sourceTopic": source},
-        },
-    )
-    create(
+    create_object(
         objects,
         namespace,
         "deadletterqueues",
-        "DeadLetterQueue",
+        "paused",
+        {"sourceTopic": source},
+        annotations={"dlq.orion.io/paused": "true"},
+    )
+    create_object(
+        objects,
+        namespace,
+        "deadletterqueues",
         "marker",
         {"sourceTopic": f"{source}-marker"},
     )
@@ -401,11 +361,10 @@ def test_kafka_outage_shows_and_heals(objects, admin, platform, namespace, topic
     source = f"{topic_prefix}outage"
     platform.stop("kafka")
     try:
-        create(
+        create_object(
             objects,
             namespace,
             "deadletterqueues",
-            "DeadLetterQueue",
             "outage",
             {"sourceTopic": source},
         )

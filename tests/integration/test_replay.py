@@ -124,11 +124,6 @@ def seeded_dlq(kafka_bootstrap: str) -> Seeded:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=kafka_bootstrap, request_timeout_ms=5000)
-
-
-@pytest.fixture
 def target(kafka_bootstrap: str, topic_prefix: str) -> str:
     name = f"{topic_prefix}target"
     create_topics(kafka_bootstrap, (name, 1))
@@ -330,38 +325,24 @@ def test_resolved_watermarks_move_over_what_was_replayed(
     seeded_dlq: Seeded, settings: KafkaSettings, target: str, kafka_bootstrap: str
 ) -> None:
     group = f"dlq-operator.resolved.test.{uuid.uuid4().hex[:8]}"
+
+    def replay_resolving(selector: MessageSelector, dry_run: bool = False) -> None:
+        replay(
+            settings,
+            source_topic=seeded_dlq.dlq,
+            selector=selector,
+            target=ReprocessTarget(topic=target),
+            rate=0,
+            dry_run=dry_run,
+            reprocessed_by="ns/req",
+            resolved_group=group,
+        )
+
     # Partition 0 whole, partition 1 only the TIMEOUTs (offsets 0, 3, 6, 9), partition 2 not.
-    replay(
-        settings,
-        source_topic=seeded_dlq.dlq,
-        selector=MessageSelector(partitions=[0]),
-        target=ReprocessTarget(topic=target),
-        rate=0,
-        dry_run=False,
-        reprocessed_by="ns/req",
-        resolved_group=group,
-    )
-    replay(
-        settings,
-        source_topic=seeded_dlq.dlq,
-        selector=MessageSelector(partitions=[1], error_codes=["TIMEOUT"]),
-        target=ReprocessTarget(topic=target),
-        rate=0,
-        dry_run=False,
-        reprocessed_by="ns/req",
-        resolved_group=group,
-    )
+    replay_resolving(MessageSelector(partitions=[0]))
+    replay_resolving(MessageSelector(partitions=[1], error_codes=["TIMEOUT"]))
     # A dry run resolves nothing.
-    replay(
-        settings,
-        source_topic=seeded_dlq.dlq,
-        selector=MessageSelector(partitions=[2]),
-        target=ReprocessTarget(topic=target),
-        rate=0,
-        dry_run=True,
-        reprocessed_by="ns/req",
-        resolved_group=group,
-    )
+    replay_resolving(MessageSelector(partitions=[2]), dry_run=True)
     # Partition 1's watermark stops at offset 1, the first record the replay did not pick.
     assert group_offsets(kafka_bootstrap, group) == {0: PER_PARTITION, 1: 1}
 

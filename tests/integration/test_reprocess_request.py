@@ -11,9 +11,7 @@ from kafka.admin import NewTopic
 from kubernetes import client
 
 from dlq_operator.reprocess.ratelimit import MAX_BATCH
-from tests.support import headers_of, read_all, wait_for
-
-GROUP, VERSION = "dlq.orion.io", "v1alpha1"
+from tests.support import GROUP, VERSION, create_object, headers_of, read_all, wait_for
 
 
 @pytest.fixture
@@ -46,18 +44,7 @@ def dead_letters(objects, kafka_bootstrap, namespace, topic_prefix):
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     admin.create_topics([NewTopic(source, 3, 1)])
     admin.close()
-    objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "deadletterqueues",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "DeadLetterQueue",
-            "metadata": {"name": "orders"},
-            "spec": {"sourceTopic": source},
-        },
-    )
+    create_object(objects, namespace, "deadletterqueues", "orders", {"sourceTopic": source})
 
     def ready():
         obj = objects.get_namespaced_custom_object(
@@ -84,17 +71,12 @@ def dead_letters(objects, kafka_bootstrap, namespace, topic_prefix):
 
 
 def request(objects, namespace: str, name: str, **spec) -> None:
-    objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    create_object(
+        objects,
         namespace,
         "reprocessrequests",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ReprocessRequest",
-            "metadata": {"name": name},
-            "spec": {"deadLetterQueueRef": {"name": "orders"}, **spec},
-        },
+        name,
+        {"deadLetterQueueRef": {"name": "orders"}, **spec},
     )
 
 
