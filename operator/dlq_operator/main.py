@@ -20,6 +20,7 @@ from dlq_operator.handlers import reprocessrequest as reprocess_handlers
 from dlq_operator.handlers import retrypolicy as policy_handlers
 from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kube import KubeClient
+from dlq_operator.kube.session import pooled_session, watch_streams
 from dlq_operator.reconcile.service import DlqReconciler
 from dlq_operator.reprocess.controller import ReprocessController
 from dlq_operator.settings import get_settings
@@ -76,6 +77,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         resources=lambda: [body for store in memo.watched["dlqs"].values() for body in store],
     )
     memo.monitor_task = asyncio.create_task(monitor.run(), name="depth-monitor")
+
+
+@kopf.on.login()
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """kopf's own login (in-cluster or kubeconfig), through a bounded connection pool."""
+    info = kopf.login_via_client(**kwargs)
+    kinds = len((DLQ, POLICY, REPROCESS))
+    return pooled_session(info, watch_streams(settings.namespaces, kinds)) if info else None
 
 
 @kopf.on.cleanup()
