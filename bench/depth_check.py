@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import time
 from pathlib import Path
@@ -123,6 +124,9 @@ def main() -> None:
         topics = setup(api, bootstrap, args.dlqs)
         settings = KafkaSettings(bootstrap_servers=bootstrap)
         kube = KubeClient(api)
+        # As the operator does once started, before it sees the DLQ objects.
+        gc.collect()
+        gc.freeze()
         # The operator's monitor reads DLQ objects from its watch cache, not a list call.
         watched = kube.list_objects(PLURAL)
         monitor = DepthMonitor(admin(settings), kube, resources=lambda: watched)

@@ -6,6 +6,7 @@ This is the only module with kopf decorators. Handlers live in :mod:`dlq_operato
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -77,6 +78,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         resources=lambda: [body for store in memo.watched["dlqs"].values() for body in store],
     )
     memo.monitor_task = asyncio.create_task(monitor.run(), name="depth-monitor")
+    # What startup loaded lives as long as the process; frozen, the collector's full
+    # collections stop walking it (they made every other 1,000-DLQ monitor cycle ~2x slower).
+    gc.collect()
+    gc.freeze()
 
 
 @kopf.on.login()

@@ -11,6 +11,7 @@ from dlq_operator.monitor.cycle import (
     check_dlq,
     observe,
     plan_query,
+    quiet_check,
     stale_patch,
     target_of,
 )
@@ -305,3 +306,41 @@ def test_upsert_condition_replaces_in_place() -> None:
     updated = upsert_condition(conditions, {"type": "A", "status": "False"})
     assert updated == [{"type": "A", "status": "False"}, {"type": "B", "status": "True"}]
     assert upsert_condition(None, {"type": "C"}) == [{"type": "C"}]
+
+
+# -- quiet checks: skipped while nothing they depend on changes ----------------------------
+
+
+def quiet_after(status: dict[str, Any], depth: DepthFigures, minute: int, version: str = "7"):
+    """The QuietCheck (or None) of checking a DLQ whose status is ``status`` at ``minute``."""
+    obj = resource(status)
+    obj["metadata"]["resourceVersion"] = version
+    result = check_dlq(obj, depth, now=T0 + minute * MINUTE)
+    return quiet_check(obj, INPUTS, depth, result), obj
+
+
+INPUTS = ({0: (0, 4)}, None, None, {})
+
+
+def test_a_check_that_changed_nothing_covers_the_same_inputs_until_the_heartbeat() -> None:
+    status = checked({}, figures(4), minute=0)
+    quiet, obj = quiet_after(status, figures(4), minute=1)
+    assert quiet is not None
+    assert quiet.covers(INPUTS, obj, T0 + 9 * MINUTE)
+    assert not quiet.covers(INPUTS, obj, T0 + 10 * MINUTE)  # the heartbeat is due
+    assert not quiet.covers(({0: (0, 5)}, None, None, {}), obj, T0 + 2 * MINUTE)
+    changed = {**obj, "metadata": {**obj["metadata"], "resourceVersion": "8"}}
+    assert not quiet.covers(INPUTS, changed, T0 + 2 * MINUTE)
+
+
+def test_checks_that_may_change_with_time_alone_are_never_quiet() -> None:
+    assert quiet_after({}, figures(4), minute=0)[0] is None  # it wrote the first figures
+    # Each of these checks writes nothing, but a later one with the same inputs would:
+    for depth in (
+        figures(4, inflow_per_minute=2.0),  # the inflow falls to 0
+        figures(4, oldest_unresolved_at=T0),  # the age metric grows
+        figures(20),  # a Warning: a re-notification is due after renotifyInterval
+    ):
+        status = checked({}, depth, minute=0)
+        assert check(status, depth, minute=1).status_patch is None
+        assert quiet_after(status, depth, minute=1)[0] is None

@@ -96,7 +96,8 @@ class TopicAdmin:
         self._client: KafkaAdminClient | None = None
         self._requests = 0
         self._partition_cache_seconds = partition_cache_seconds
-        self._partition_cache: dict[str, tuple[float, list[int]]] = {}  # topic -> (when, ids)
+        # topic -> (when seen, its partitions)
+        self._partition_cache: dict[str, tuple[float, list[TopicPartition]]] = {}
         # ListOffsets go through a consumer: it keeps partition leaders between calls,
         # where the admin client asks for metadata before every ListOffsets request.
         self._offsets_lock = threading.Lock()
@@ -277,8 +278,8 @@ class TopicAdmin:
         the topics whose partitions are not cached, then an earliest and a latest ListOffsets
         request per partition leader.
         """
-        found = self._partition_ids("list offsets", topics)
-        partitions = [TopicPartition(topic, p) for topic, ids in found.items() for p in ids]
+        found = self._topic_partitions("list offsets", topics)
+        partitions = [partition for listed in found.values() for partition in listed]
         if not partitions:
             return {}
         try:
@@ -392,11 +393,13 @@ class TopicAdmin:
                 raise self._translate(for_code(code, topic["name"]), action)
         return found
 
-    def _partition_ids(self, action: str, names: Iterable[str]) -> dict[str, list[int]]:
+    def _topic_partitions(
+        self, action: str, names: Iterable[str]
+    ) -> dict[str, list[TopicPartition]]:
         """The partitions of each topic among ``names`` that exists: from the cache when
         seen recently enough, otherwise from one metadata request for all the others."""
         now = time.monotonic()
-        found: dict[str, list[int]] = {}
+        found: dict[str, list[TopicPartition]] = {}
         unknown = []
         for name in set(names):
             seen = self._partition_cache.get(name)
@@ -405,7 +408,8 @@ class TopicAdmin:
             else:
                 unknown.append(name)
         for name, partitions in self._partitions(action, unknown).items():
-            found[name] = sorted(p["partition_index"] for p in partitions)
+            ids = sorted(p["partition_index"] for p in partitions)
+            found[name] = [TopicPartition(name, p) for p in ids]
             self._partition_cache[name] = (now, found[name])
         return found
 

@@ -32,6 +32,11 @@ Status fields owned by the monitor: ``messages``, ``pending``, ``parked``, ``unr
 - The monitor never writes ``status.observedGeneration`` (the reconciler's "spec handled");
   its conditions carry ``observedGeneration``, the generation whose thresholds were used.
 
+A DLQ whose check changed nothing is remembered as a :class:`QuietCheck`: while its inputs
+(offsets, committed offsets, the object's resourceVersion) stay the same and its alert level
+is OK, the next cycles skip it, until the heartbeat is due. Time alone changes nothing
+else then: its inflow is 0, nothing is unresolved with an age, no re-notification waits.
+
 When the broker cannot be queried, :func:`stale_patch` sets ``DepthKnown`` to False with
 the error's reason and keeps the old figures; it patches once, not on every failed cycle.
 """
@@ -218,6 +223,58 @@ def observe(
         resolved_parked=dict(resolved.get(target.parked_topic, {})),
         oldest_unresolved_timestamp=oldest_unresolved_timestamp,
     )
+
+
+def inputs_of(target: DlqTarget, offsets: TopicOffsets, committed: GroupOffsets) -> tuple:
+    """The parts of a cycle's broker answers that one DLQ's figures are computed from."""
+    return (
+        offsets.get(target.dlq_topic),
+        offsets.get(target.parked_topic) if target.retry_enabled else None,
+        committed.get(target.retry_group) if target.retry_enabled else None,
+        committed.get(target.resolved_group),
+    )
+
+
+@dataclass(frozen=True)
+class QuietCheck:
+    """A check that changed nothing, with what it was computed from (see the module doc)."""
+
+    inputs: tuple
+    resource_version: str
+    until: datetime
+
+    def covers(self, inputs: tuple, resource: Resource, now: datetime) -> bool:
+        """True when checking ``resource`` again would change nothing either."""
+        return (
+            now < self.until
+            and resource["metadata"].get("resourceVersion") == self.resource_version
+            and inputs == self.inputs
+        )
+
+
+def quiet_check(
+    resource: Resource,
+    inputs: tuple,
+    figures: DepthFigures,
+    check: DlqCheck,
+    *,
+    heartbeat: timedelta = DEFAULT_HEARTBEAT,
+) -> QuietCheck | None:
+    """The check as a :class:`QuietCheck`, or None when the same inputs could still lead
+    to a different outcome later (an inflow or age to update, an alert to repeat)."""
+    version = resource["metadata"].get("resourceVersion")
+    last_checked = parse_time((resource.get("status") or {}).get("lastCheckedAt"))
+    if (
+        check.status_patch is not None
+        or check.notification is not None
+        or check.level is not AlertLevel.OK
+        or figures.inflow_per_minute != 0
+        or figures.oldest_unresolved_at is not None
+        or version is None
+        or last_checked is None
+    ):
+        return None
+    return QuietCheck(inputs, version, last_checked + heartbeat)
 
 
 @dataclass(frozen=True)

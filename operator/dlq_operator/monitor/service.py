@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,9 +28,12 @@ from dlq_operator.monitor.alerts import ALERT_CONDITION
 from dlq_operator.monitor.conditions import upsert_condition
 from dlq_operator.monitor.cycle import (
     DEPTH_KNOWN_CONDITION,
+    QuietCheck,
     check_dlq,
+    inputs_of,
     observe,
     plan_query,
+    quiet_check,
     stale_patch,
     target_of,
 )
@@ -51,6 +54,7 @@ class CycleReport:
     """What one cycle did, for logs, tests and benchmarks."""
 
     dlqs: int = 0
+    skipped: int = 0  # quiet DLQs whose inputs did not change
     patches: int = 0
     notifications: int = 0
     broker_requests: int = 0
@@ -81,6 +85,8 @@ class DepthMonitor:
         self.interval = interval
         self.now = now
         self.samples: dict[tuple[str, str], InflowSample] = {}
+        self.quiet: dict[tuple[str, str], QuietCheck] = {}
+        self.measured_at: datetime | None = None  # of the last cycle that read offsets
         self.known: set[tuple[str, str]] = set()
         self.deliveries: set[asyncio.Task[Any]] = set()
 
@@ -139,8 +145,20 @@ class DepthMonitor:
             return self._finish(report, started, requests_before)
 
         now = self.now()
+        previous_cycle, self.measured_at = self.measured_at, now
         patches = []
         for resource, target in checked:
+            inputs = inputs_of(target, offsets, committed)
+            quiet = self.quiet.get(target.key)
+            if quiet is not None:
+                if quiet.covers(inputs, resource, now):
+                    report.skipped += 1
+                    continue
+                del self.quiet[target.key]
+                # Unchanged until the previous cycle: the inflow counts from there.
+                sample = self.samples.get(target.key)
+                if sample is not None and previous_cycle is not None:
+                    self.samples[target.key] = replace(sample, at=previous_cycle)
             observation = observe(target, offsets, committed)
             if observation is None:
                 message = f"topic {target.dlq_topic} does not exist"
@@ -164,6 +182,9 @@ class DepthMonitor:
                 report.notifications += 1
                 await self._notify(resource, check.notification)
             patches.append((resource, check.status_patch))
+            quiet = quiet_check(resource, inputs, figures, check)
+            if quiet is not None:
+                self.quiet[target.key] = quiet
         await self._apply(patches, report)
         return self._finish(report, started, requests_before)
 
@@ -212,6 +233,7 @@ class DepthMonitor:
         for namespace, name in self.known - current:
             metrics.forget(namespace, name)
             self.samples.pop((namespace, name), None)
+            self.quiet.pop((namespace, name), None)
         self.known = current
 
 
