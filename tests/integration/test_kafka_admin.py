@@ -10,6 +10,7 @@ import pytest
 from dlq_operator.envelope import KafkaRecord
 from dlq_operator.errors import KafkaUnavailable, TopicNotFound, TopicOperationRefused
 from dlq_operator.kafka import RecordProducer, TopicAdmin, TopicSpec
+from dlq_operator.kafka.offsets import PipelinedOffsets
 from dlq_operator.settings import KafkaSettings
 
 
@@ -227,3 +228,19 @@ def test_broker_outage_is_reported_quickly_and_survived(
     never_connected.close()
     assert outage_producer.send_and_wait(KafkaRecord(topic, b"k", b"after", [])).offset == 1
     outage_producer.close()
+
+
+def test_offsets_of_known_partitions_come_from_one_pipelined_round_trip(
+    admin: TopicAdmin, producer: RecordProducer, topic_prefix: str, mocker
+) -> None:
+    purged, empty = f"{topic_prefix}purged", f"{topic_prefix}empty"
+    admin.create_topics([TopicSpec(purged, 1), TopicSpec(empty, 3)])
+    produce(producer, purged, {b"k": 10})
+    admin.delete_records({purged: {0: 6}})
+    admin.list_offsets([purged, empty])  # the consumer learns the partitions' leaders
+    pipeline = mocker.spy(PipelinedOffsets, "ranges")
+
+    offsets = admin.list_offsets([purged, empty])
+
+    assert offsets == {purged: {0: (6, 10)}, empty: {0: (0, 0), 1: (0, 0), 2: (0, 0)}}
+    assert pipeline.spy_return == offsets  # not a fallback to kafka-python's own calls

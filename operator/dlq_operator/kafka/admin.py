@@ -4,7 +4,7 @@
 reconnects by itself once a broker is back. The client caches group coordinators and
 never forgets one, so when a coordinator moves the client is replaced. Offsets are listed
 through a consumer without a group, the one kafka-python client that keeps partition
-leaders between requests.
+leaders between requests (see :mod:`.offsets`).
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from dlq_operator.errors import DlqError
 from dlq_operator.kafka.connection import client_config, connect
 from dlq_operator.kafka.errors import for_code, translate, translated
+from dlq_operator.kafka.offsets import OffsetRanges, PipelinedOffsets
 from dlq_operator.kafka.records import Partition
 from dlq_operator.settings import KafkaSettings
 
 Result = TypeVar("Result")
 
-OffsetRanges = dict[str, dict[int, tuple[int, int]]]
-"""topic -> partition -> (low, high): the retained records are ``low .. high - 1``."""
 CommittedOffsets = dict[str, dict[str, dict[int, int]]]
 """group -> topic -> partition -> committed offset."""
 
@@ -102,6 +101,7 @@ class TopicAdmin:
         # where the admin client asks for metadata before every ListOffsets request.
         self._offsets_lock = threading.Lock()
         self._offsets_client: KafkaConsumer | None = None
+        self._offsets_pipeline: PipelinedOffsets | None = None
 
     @property
     def requests_sent(self) -> int:
@@ -114,6 +114,7 @@ class TopicAdmin:
             client, self._client = self._client, None
         with self._offsets_lock:
             offsets_client, self._offsets_client = self._offsets_client, None
+            self._offsets_pipeline = None
         if client is not None:
             client.close()
         if offsets_client is not None:
@@ -283,6 +284,9 @@ class TopicAdmin:
         if not partitions:
             return {}
         try:
+            pipelined = self._offsets_pipelined(partitions)
+            if pipelined is not None:
+                return pipelined
             try:
                 low, high = self._offsets_from_consumer(partitions)
             except KeyError:
@@ -298,12 +302,16 @@ class TopicAdmin:
             ranges[partition.topic][partition.partition] = (low[partition], high[partition])
         return ranges
 
+    def _offsets_pipelined(self, partitions: list[TopicPartition]) -> OffsetRanges | None:
+        with self._offsets_lock, translated("list offsets", self._settings.bootstrap_servers):
+            return self._offsets_clients()[1].ranges(partitions)
+
     def _offsets_from_consumer(
         self, partitions: list[TopicPartition]
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
         timeout = self._settings.request_timeout_ms
         with self._offsets_lock, translated("list offsets", self._settings.bootstrap_servers):
-            client = self._offsets_client_or_connect()
+            client = self._offsets_clients()[0]
             return (
                 client.beginning_offsets(partitions, timeout),
                 client.end_offsets(partitions, timeout),
@@ -413,15 +421,17 @@ class TopicAdmin:
             self._partition_cache[name] = (now, found[name])
         return found
 
-    def _offsets_client_or_connect(self) -> KafkaConsumer:
-        if self._offsets_client is None:
+    def _offsets_clients(self) -> tuple[KafkaConsumer, PipelinedOffsets]:
+        """The group-less consumer and the pipeline on its network client, connected."""
+        if self._offsets_client is None or self._offsets_pipeline is None:
             config = {**self._config, "client_id": f"{self._config['client_id']}-offsets"}
             client, network = connect(
                 KafkaConsumer, self._settings, group_id=None, enable_auto_commit=False, **config
             )
             self._count_requests(network)
             self._offsets_client = client
-        return self._offsets_client
+            self._offsets_pipeline = PipelinedOffsets(network)
+        return self._offsets_client, self._offsets_pipeline
 
     def _client_or_connect(self) -> KafkaAdminClient:
         with self._lock:
