@@ -46,10 +46,14 @@ from kubernetes import client, config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import support
-from dlq_operator.kafka import TopicAdmin
+from dlq_operator.kafka import RecordReader, TopicAdmin
 from dlq_operator.kafka.connection import client_config, connect
 from dlq_operator.kube import KubeClient
-from dlq_operator.monitor.service import PARTITION_CACHE_SECONDS, DepthMonitor
+from dlq_operator.monitor.service import (
+    MONITOR_FETCH_BYTES,
+    PARTITION_CACHE_SECONDS,
+    DepthMonitor,
+)
 from dlq_operator.settings import KafkaSettings
 
 GROUP, VERSION, PLURAL = "dlq.orion.io", "v1alpha1", "deadletterqueues"
@@ -182,7 +186,8 @@ def main() -> None:
         gc.freeze()
         # The operator's monitor reads DLQ objects from its watch cache, not a list call.
         watched = kube.list_objects(PLURAL)
-        monitor = DepthMonitor(admin(settings), kube, resources=lambda: watched)
+        reader = RecordReader(settings, partition_fetch_bytes=MONITOR_FETCH_BYTES)
+        monitor = DepthMonitor(admin(settings), kube, reader=reader, resources=lambda: watched)
         support.note("first cycles (write every DLQ's figures, then its first inflow)")
         first = asyncio.run(monitor.cycle())
         asyncio.run(monitor.cycle())

@@ -19,7 +19,7 @@ from dlq_operator.api.naming import RECONCILE_TRIGGER_ANNOTATION
 from dlq_operator.handlers import deadletterqueue as dlq_handlers
 from dlq_operator.handlers import reprocessrequest as reprocess_handlers
 from dlq_operator.handlers import retrypolicy as policy_handlers
-from dlq_operator.kafka import TopicAdmin
+from dlq_operator.kafka import RecordReader, TopicAdmin
 from dlq_operator.kube import KubeClient
 from dlq_operator.kube.session import pooled_session, watch_streams
 from dlq_operator.reconcile.service import DlqReconciler
@@ -39,7 +39,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     """Connects the adapters once and configures kopf's bookkeeping under our own names."""
     # Imported here: the operator's metrics (dlq_parked, ...) must not be registered in a
     # worker process, whose own dlq_parked_total would clash with them.
-    from dlq_operator.monitor.service import PARTITION_CACHE_SECONDS, DepthMonitor
+    from dlq_operator.monitor.service import (
+        MONITOR_FETCH_BYTES,
+        PARTITION_CACHE_SECONDS,
+        DepthMonitor,
+    )
     from dlq_operator.monitor.sinks import WebhookSinkConfig
 
     operator_settings = get_settings()
@@ -74,6 +78,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ),
         kube,
         [WebhookSinkConfig.model_validate(sink) for sink in operator_settings.alert_sinks],
+        reader=RecordReader(
+            operator_settings.kafka,
+            client_id="dlq-operator-monitor-reader",
+            partition_fetch_bytes=MONITOR_FETCH_BYTES,
+        ),
         interval=operator_settings.monitor_interval_seconds,
         resources=lambda: [body for store in memo.watched["dlqs"].values() for body in store],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
@@ -88,10 +89,15 @@ def test_alert_levels_notify_once_and_resolve(
     )
     wait_status(objects, namespace, "alerts", "first check", messages=0, alertLevel="OK")
 
+    produced_from = datetime.now(UTC).replace(microsecond=0)
     produce(kafka_bootstrap, f"{source}.dlq", 6)
-    wait_status(
+    status = wait_status(
         objects, namespace, "alerts", "warning", messages=6, unresolved=6, alertLevel="Warning"
     )
+    # The oldest unresolved record: when it was dead-lettered, and its age as a metric.
+    oldest = datetime.fromisoformat(status["oldestUnresolvedAt"])
+    assert produced_from <= oldest <= datetime.now(UTC)
+    assert metric(operator, "dlq_oldest_unresolved_age_seconds", namespace=namespace) > 0
     produce(kafka_bootstrap, f"{source}.dlq", 6)
     status = wait_status(
         objects, namespace, "alerts", "critical", unresolved=12, alertLevel="Critical"
@@ -119,7 +125,14 @@ def test_alert_levels_notify_once_and_resolve(
     admin.delete_records({TopicPartition(f"{source}.dlq", p): -1 for p in range(3)})
     admin.close()
     wait_status(
-        objects, namespace, "alerts", "recovered", messages=0, unresolved=0, alertLevel="OK"
+        objects,
+        namespace,
+        "alerts",
+        "recovered",
+        messages=0,
+        unresolved=0,
+        alertLevel="OK",
+        oldestUnresolvedAt=None,
     )
     wait_for(
         lambda: events_of(api_client, namespace, "alerts")[-1:] == ["DepthRecovered"],
@@ -179,14 +192,25 @@ def test_retried_records_leave_unresolved_but_stay_in_messages(
         producer.send(f"{source}.dlq", json.dumps(envelope).encode())
     producer.flush()
     producer.close()
-    wait_status(objects, namespace, "retried", "pending", messages=7, pending=7, unresolved=7)
+    status = wait_status(
+        objects, namespace, "retried", "pending", messages=7, pending=7, unresolved=7
+    )
+    assert status["oldestUnresolvedAt"]
 
     kubelet = local_kubelet.LocalKubelet(api_client, tmp_path, namespace)
     for deployment in apps.list_namespaced_deployment(namespace).items:
         kubelet.apply("ADDED", deployment)
     try:
         wait_status(
-            objects, namespace, "retried", "retried", messages=7, pending=0, unresolved=0, parked=0
+            objects,
+            namespace,
+            "retried",
+            "retried",
+            messages=7,
+            pending=0,
+            unresolved=0,
+            parked=0,
+            oldestUnresolvedAt=None,
         )
     finally:
         kubelet.shutdown()

@@ -333,12 +333,19 @@ def test_a_check_that_changed_nothing_covers_the_same_inputs_until_the_heartbeat
     assert not quiet.covers(INPUTS, changed, T0 + 2 * MINUTE)
 
 
+def test_a_quiet_check_keeps_the_oldest_unresolved_time_for_the_age_metric() -> None:
+    depth = figures(4, oldest_unresolved_at=T0)
+    status = checked({}, depth, minute=0)
+    quiet, _ = quiet_after(status, depth, minute=1)
+    assert quiet is not None
+    assert quiet.oldest_unresolved_at == T0
+
+
 def test_checks_that_may_change_with_time_alone_are_never_quiet() -> None:
     assert quiet_after({}, figures(4), minute=0)[0] is None  # it wrote the first figures
     # Each of these checks writes nothing, but a later one with the same inputs would:
     for depth in (
         figures(4, inflow_per_minute=2.0),  # the inflow falls to 0
-        figures(4, oldest_unresolved_at=T0),  # the age metric grows
         figures(20),  # a Warning: a re-notification is due after renotifyInterval
     ):
         status = checked({}, depth, minute=0)

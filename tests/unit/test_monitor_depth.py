@@ -10,6 +10,7 @@ from dlq_operator.monitor.depth import (
     PartitionOffsets,
     compute_figures,
     first_unresolved_offsets,
+    oldest_of,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -147,3 +148,14 @@ def test_first_unresolved_offsets_follow_the_figures_positions() -> None:
 def test_first_unresolved_offsets_without_retries_use_the_resolved_watermark() -> None:
     observation = observe(retry_enabled=False, resolved_dlq={0: 15}, retry_committed={0: 30})
     assert first_unresolved_offsets(observation) == {("orders.dlq", 0): 15, ("orders.dlq", 1): 0}
+
+
+def test_the_oldest_unresolved_record_is_the_earliest_known_timestamp() -> None:
+    first = {("orders.dlq", 0): 15, ("orders.dlq", 1): 0, ("orders.dlq.parked", 0): 3}
+    timestamps = {
+        ("orders.dlq", 0, 15): 1_767_225_660_000,  # 2026-01-01T00:01:00Z
+        ("orders.dlq", 1, 0): 1_767_225_600_000,  # 2026-01-01T00:00:00Z
+        ("orders.dlq", 1, 7): 1_767_225_000_000,  # another position: not the first one
+    }
+    assert oldest_of(first, timestamps) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert oldest_of(first, {}) is None

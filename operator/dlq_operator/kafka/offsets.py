@@ -71,9 +71,7 @@ class PipelinedOffsets:
 def _requests(partitions: list[TopicPartition], leaders: tuple[int, ...]) -> _Requests:
     by_leader: dict[int, dict[str, list[int]]] = {}
     for partition, leader in zip(partitions, leaders, strict=True):
-        by_leader.setdefault(leader, {}).setdefault(partition.topic, []).append(
-            partition.partition
-        )
+        by_leader.setdefault(leader, {}).setdefault(partition.topic, []).append(partition.partition)
     return [
         (leader, spec is OffsetSpec.EARLIEST, _request(topics, int(spec)))
         for leader, topics in by_leader.items()

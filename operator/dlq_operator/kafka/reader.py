@@ -1,4 +1,5 @@
-"""Reading chosen ranges of a topic without a consumer group (CLI, replays)."""
+"""Reading chosen ranges of a topic without a consumer group (CLI, replays, the monitor's
+record timestamps)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,20 @@ class RecordReader:
     can reach.
     """
 
-    def __init__(self, settings: KafkaSettings, *, client_id: str = "dlq-operator-reader") -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        client_id: str = "dlq-operator-reader",
+        partition_fetch_bytes: int = 1024 * 1024,
+    ) -> None:
+        """``partition_fetch_bytes``: how much one fetch reads of a partition (at least one
+        record batch); small for readers that want a record or two of many partitions."""
         self._settings = settings
         self._config = client_config(
             settings,
             client_id,
+            max_partition_fetch_bytes=partition_fetch_bytes,
             group_id=None,
             enable_auto_commit=False,
             # A range that starts below the retained records reads from the oldest one.
@@ -121,6 +131,41 @@ class RecordReader:
                     consumer.pause(*done)
             finally:
                 consumer.unsubscribe()
+
+    def first_timestamps(
+        self, positions: Mapping[tuple[str, int], int]
+    ) -> dict[tuple[str, int], int]:
+        """Per (topic, partition): the timestamp (ms) of the first record at or after the
+        offset given, read for all partitions together (one fetch for a few thousand small
+        records). A partition read to its end without a record is absent."""
+        pending = {TopicPartition(topic, p): offset for (topic, p), offset in positions.items()}
+        found: dict[tuple[str, int], int] = {}
+        if not pending:
+            return found
+        consumer = self._connected()
+        with self._translated("read record timestamps"):
+            consumer.assign(list(pending))
+            ends = consumer.end_offsets(list(pending))
+            for partition, offset in pending.items():
+                consumer.seek(partition, offset)
+            try:
+                stalled_at = time.monotonic() + self._settings.request_timeout_ms / 1000
+                while pending:
+                    batches = consumer.poll(timeout_ms=_POLL_MS)
+                    for partition, records in batches.items():
+                        if records and pending.pop(partition, None) is not None:
+                            found[partition.topic, partition.partition] = records[0].timestamp
+                            consumer.pause(partition)
+                    ended = [p for p in pending if consumer.position(p) >= ends[p]]
+                    for partition in ended:
+                        del pending[partition]
+                    if batches or ended:
+                        stalled_at = time.monotonic() + self._settings.request_timeout_ms / 1000
+                    elif time.monotonic() > stalled_at:
+                        raise KafkaUnavailable("read record timestamps: no records arrive")
+            finally:
+                consumer.unsubscribe()
+        return found
 
     def read_one(self, topic: str, partition: int, offset: int) -> ConsumedRecord | None:
         """The record at ``offset``; None when it is not retained (or is not a record)."""

@@ -35,7 +35,8 @@ Status fields owned by the monitor: ``messages``, ``pending``, ``parked``, ``unr
 A DLQ whose check changed nothing is remembered as a :class:`QuietCheck`: while its inputs
 (offsets, committed offsets, the object's resourceVersion) stay the same and its alert level
 is OK, the next cycles skip it, until the heartbeat is due. Time alone changes nothing
-else then: its inflow is 0, nothing is unresolved with an age, no re-notification waits.
+else then (its inflow is 0, no re-notification waits) but the age of its oldest unresolved
+record, a metric the caller keeps current from :attr:`QuietCheck.oldest_unresolved_at`.
 
 When the broker cannot be queried, :func:`stale_patch` sets ``DepthKnown`` to False with
 the error's reason and keeps the old figures; it patches once, not on every failed cycle.
@@ -242,6 +243,7 @@ class QuietCheck:
     inputs: tuple
     resource_version: str
     until: datetime
+    oldest_unresolved_at: datetime | None
 
     def covers(self, inputs: tuple, resource: Resource, now: datetime) -> bool:
         """True when checking ``resource`` again would change nothing either."""
@@ -261,7 +263,7 @@ def quiet_check(
     heartbeat: timedelta = DEFAULT_HEARTBEAT,
 ) -> QuietCheck | None:
     """The check as a :class:`QuietCheck`, or None when the same inputs could still lead
-    to a different outcome later (an inflow or age to update, an alert to repeat)."""
+    to a different outcome later (an inflow to update, an alert to repeat)."""
     version = resource["metadata"].get("resourceVersion")
     last_checked = parse_time((resource.get("status") or {}).get("lastCheckedAt"))
     if (
@@ -269,12 +271,11 @@ def quiet_check(
         or check.notification is not None
         or check.level is not AlertLevel.OK
         or figures.inflow_per_minute != 0
-        or figures.oldest_unresolved_at is not None
         or version is None
         or last_checked is None
     ):
         return None
-    return QuietCheck(inputs, version, last_checked + heartbeat)
+    return QuietCheck(inputs, version, last_checked + heartbeat, figures.oldest_unresolved_at)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 
@@ -158,3 +158,19 @@ def first_unresolved_offsets(observation: DlqObservation) -> dict[tuple[str, int
             if part.remaining_after(positions.get(partition)):
                 first[topic, partition] = max(positions.get(partition, part.low), part.low)
     return first
+
+
+RecordTimestamps = Mapping[tuple[str, int, int], int]
+"""(topic, partition, offset) -> timestamp (ms) of the first record at or after the offset."""
+
+
+def oldest_of(
+    first: Mapping[tuple[str, int], int], timestamps: RecordTimestamps
+) -> datetime | None:
+    """The earliest known timestamp of the records at the first unresolved offsets."""
+    known = [
+        timestamps[topic, p, offset]
+        for (topic, p), offset in first.items()
+        if (topic, p, offset) in timestamps
+    ]
+    return datetime.fromtimestamp(min(known) / 1000, UTC) if known else None

@@ -71,11 +71,15 @@ def publish_figures(
     alert_level.set(int(level))
     age = figures.oldest_unresolved_age_seconds
     if age is not None:
-        OLDEST_UNRESOLVED_AGE.labels(namespace, name, topic).set(age)
+        publish_oldest_age(namespace, name, topic, age)
         series.has_oldest_age = True
     elif series.has_oldest_age:
         _remove(OLDEST_UNRESOLVED_AGE, namespace, name, topic)
         series.has_oldest_age = False
+
+
+def publish_oldest_age(namespace: str, name: str, topic: str, age: float) -> None:
+    OLDEST_UNRESOLVED_AGE.labels(namespace, name, topic).set(age)
 
 
 def forget(namespace: str, name: str) -> None:

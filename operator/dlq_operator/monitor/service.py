@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dlq_operator.errors import DlqError, KafkaError, TopicNotFound
-from dlq_operator.kafka import TopicAdmin
+from dlq_operator.kafka import RecordReader, TopicAdmin
 from dlq_operator.kube import KubeClient
 from dlq_operator.monitor import metrics
 from dlq_operator.monitor.alerts import ALERT_CONDITION
@@ -37,7 +37,12 @@ from dlq_operator.monitor.cycle import (
     stale_patch,
     target_of,
 )
-from dlq_operator.monitor.depth import InflowSample, compute_figures
+from dlq_operator.monitor.depth import (
+    InflowSample,
+    compute_figures,
+    first_unresolved_offsets,
+    oldest_of,
+)
 from dlq_operator.monitor.sinks import WebhookSinkConfig, event_for, send_notification
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,8 @@ PLURAL = "deadletterqueues"
 # long as Kafka's clients keep metadata (metadata.max.age.ms), so a steady cycle sends only
 # ListOffsets and OffsetFetch requests. A topic's new partitions are counted within that.
 PARTITION_CACHE_SECONDS = 300.0
+# The monitor reads one record per partition (the oldest unresolved one's timestamp).
+MONITOR_FETCH_BYTES = 16 * 1024
 MONITOR_CONDITIONS = frozenset({ALERT_CONDITION, DEPTH_KNOWN_CONDITION})
 
 
@@ -72,11 +79,14 @@ class DepthMonitor:
         kube: KubeClient,
         sinks: Iterable[WebhookSinkConfig] = (),
         *,
+        reader: RecordReader | None = None,
         interval: float = 60.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         resources: Callable[[], Iterable[dict[str, Any]]] | None = None,
     ) -> None:
         self.admin = admin
+        # Reads the timestamps of the oldest unresolved records; without one, none are known.
+        self.reader = reader
         self.kube = kube
         # The operator passes its watch-fed cache of DLQ objects; without one, each cycle
         # lists them from the API server.
@@ -87,6 +97,7 @@ class DepthMonitor:
         self.samples: dict[tuple[str, str], InflowSample] = {}
         self.quiet: dict[tuple[str, str], QuietCheck] = {}
         self.measured_at: datetime | None = None  # of the last cycle that read offsets
+        self.timestamps: dict[tuple[str, int, int], int] = {}  # see monitor.depth.oldest_of
         self.known: set[tuple[str, str]] = set()
         self.deliveries: set[asyncio.Task[Any]] = set()
 
@@ -147,11 +158,15 @@ class DepthMonitor:
         now = self.now()
         previous_cycle, self.measured_at = self.measured_at, now
         patches = []
+        measured = []
         for resource, target in checked:
             inputs = inputs_of(target, offsets, committed)
             quiet = self.quiet.get(target.key)
             if quiet is not None:
                 if quiet.covers(inputs, resource, now):
+                    if quiet.oldest_unresolved_at is not None:
+                        age = (now - quiet.oldest_unresolved_at).total_seconds()
+                        metrics.publish_oldest_age(*target.key, target.dlq_topic, age)
                     report.skipped += 1
                     continue
                 del self.quiet[target.key]
@@ -171,6 +186,14 @@ class DepthMonitor:
                     )
                 )
                 continue
+            measured.append((resource, target, inputs, observation))
+
+        firsts = [first_unresolved_offsets(observation) for *_, observation in measured]
+        await self._read_timestamps(firsts)
+        for (resource, target, inputs, observation), first in zip(measured, firsts, strict=True):
+            observation = replace(
+                observation, oldest_unresolved_timestamp=oldest_of(first, self.timestamps)
+            )
             figures, self.samples[target.key] = compute_figures(
                 observation, now=now, previous=self.samples.get(target.key)
             )
@@ -228,6 +251,21 @@ class DepthMonitor:
             task = asyncio.create_task(send_notification(notification, self.sinks))
             self.deliveries.add(task)
             task.add_done_callback(self.deliveries.discard)
+
+    async def _read_timestamps(self, firsts: list[dict[tuple[str, int], int]]) -> None:
+        """Timestamps of the first unresolved records, read only where a position moved
+        (none in a steady cycle); the cache keeps the positions still in use."""
+        wanted = {(topic, p, offset) for first in firsts for (topic, p), offset in first.items()}
+        missing = {(topic, p): offset for topic, p, offset in wanted - self.timestamps.keys()}
+        if missing and self.reader is not None:
+            try:
+                read = await asyncio.to_thread(self.reader.first_timestamps, missing)
+            except KafkaError as exc:
+                log.warning("oldest unresolved records not read: %s", exc)
+                read = {}
+            for (topic, p), timestamp in read.items():
+                self.timestamps[topic, p, missing[topic, p]] = timestamp
+        self.timestamps = {k: v for k, v in self.timestamps.items() if k in wanted}
 
     def _forget_deleted(self, current: set[tuple[str, str]]) -> None:
         for namespace, name in self.known - current:
