@@ -37,7 +37,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -47,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import support
 from dlq_operator.kafka import RecordReader, TopicAdmin
-from dlq_operator.kafka.connection import client_config, connect
+from dlq_operator.kafka.connection import RequestCounter, client_config, connect
 from dlq_operator.kube import KubeClient
 from dlq_operator.monitor.service import (
     MONITOR_FETCH_BYTES,
@@ -116,7 +115,8 @@ def original_design(settings: KafkaSettings, topics: list[str]) -> tuple[float, 
     consumer, network = connect(
         KafkaConsumer, settings, group_id=None, **client_config(settings, "bench-naive")
     )
-    sent = _count_requests(network)
+    counter = RequestCounter()
+    counter.watch(network)
     try:
         partitions = {}
         for topic in topics:  # metadata and connection, untimed
@@ -124,12 +124,12 @@ def original_design(settings: KafkaSettings, topics: list[str]) -> tuple[float, 
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))
             ]
             consumer.end_offsets(partitions[topic])
-        before = sent[0]
+        before = counter.sent
         started = time.monotonic()
         for topic in topics:
             consumer.end_offsets(partitions[topic])
             consumer.beginning_offsets(partitions[topic])
-        return time.monotonic() - started, sent[0] - before
+        return time.monotonic() - started, counter.sent - before
     finally:
         consumer.close()
 
@@ -143,20 +143,6 @@ def query_per_topic(admin: TopicAdmin, topics: list[str]) -> tuple[float, int]:
     for topic in topics:
         admin.list_offsets([topic])
     return time.monotonic() - started, admin.requests_sent - before
-
-
-def _count_requests(network: Any) -> list[int]:
-    """A live count of the requests a kafka-python network client sends."""
-    sent = [0]
-    manager = network._manager
-    send = manager.send
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        sent[0] += 1
-        return send(*args, **kwargs)
-
-    manager.send = counted
-    return sent
 
 
 def median_of(rounds: int, measure: Callable[[], tuple[float, int]]) -> tuple[float, int]:

@@ -11,12 +11,13 @@ from kafka.consumer import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from dlq_operator.errors import KafkaUnavailable, TopicNotFound
-from dlq_operator.kafka.connection import client_config, connect
+from dlq_operator.kafka.connection import RequestCounter, client_config, connect
 from dlq_operator.kafka.errors import translated
 from dlq_operator.kafka.records import ConsumedRecord, consumed
 from dlq_operator.settings import KafkaSettings
 
 _POLL_MS = 200
+_MANY = 1_000_000
 
 
 class RecordReader:
@@ -51,6 +52,12 @@ class RecordReader:
             isolation_level="read_committed",
         )
         self._consumer: KafkaConsumer | None = None
+        self._requests = RequestCounter()
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests sent to brokers so far (for benchmarks)."""
+        return self._requests.sent
 
     def partitions_for(self, topic: str) -> list[int]:
         """The partitions of ``topic``; :class:`TopicNotFound` when it does not exist."""
@@ -148,20 +155,22 @@ class RecordReader:
             ends = consumer.end_offsets(list(pending))
             for partition, offset in pending.items():
                 consumer.seek(partition, offset)
+            pending = {p: offset for p, offset in pending.items() if offset < ends[p]}
             try:
                 stalled_at = time.monotonic() + self._settings.request_timeout_ms / 1000
                 while pending:
-                    batches = consumer.poll(timeout_ms=_POLL_MS)
+                    # All that was fetched at once: a few thousand partitions come in one or
+                    # two fetches, and are taken as they come.
+                    batches = consumer.poll(timeout_ms=_POLL_MS, max_records=_MANY)
                     for partition, records in batches.items():
                         if records and pending.pop(partition, None) is not None:
                             found[partition.topic, partition.partition] = records[0].timestamp
-                            consumer.pause(partition)
-                    ended = [p for p in pending if consumer.position(p) >= ends[p]]
-                    for partition in ended:
-                        del pending[partition]
-                    if batches or ended:
+                    if not batches:  # what remains may have no record left to read
+                        for partition in [p for p in pending if consumer.position(p) >= ends[p]]:
+                            del pending[partition]
+                    if batches:
                         stalled_at = time.monotonic() + self._settings.request_timeout_ms / 1000
-                    elif time.monotonic() > stalled_at:
+                    elif pending and time.monotonic() > stalled_at:
                         raise KafkaUnavailable("read record timestamps: no records arrive")
             finally:
                 consumer.unsubscribe()
@@ -189,7 +198,8 @@ class RecordReader:
 
     def _connected(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer, _ = connect(KafkaConsumer, self._settings, **self._config)
+            self._consumer, network = connect(KafkaConsumer, self._settings, **self._config)
+            self._requests.watch(network)
         return self._consumer
 
     def _translated(self, action: str) -> AbstractContextManager[None]:

@@ -122,7 +122,7 @@ class DepthMonitor:
     async def cycle(self) -> CycleReport:
         """One measurement of every DLQ."""
         started = time.monotonic()
-        requests_before = self.admin.requests_sent
+        requests_before = self._requests_sent()
         report = CycleReport()
         resources = [
             r
@@ -213,7 +213,7 @@ class DepthMonitor:
 
     def _finish(self, report: CycleReport, started: float, requests_before: int) -> CycleReport:
         report.seconds = time.monotonic() - started
-        report.broker_requests = self.admin.requests_sent - requests_before
+        report.broker_requests = self._requests_sent() - requests_before
         metrics.CHECK_DURATION.observe(report.seconds)
         return report
 
@@ -251,6 +251,9 @@ class DepthMonitor:
             task = asyncio.create_task(send_notification(notification, self.sinks))
             self.deliveries.add(task)
             task.add_done_callback(self.deliveries.discard)
+
+    def _requests_sent(self) -> int:
+        return self.admin.requests_sent + (self.reader.requests_sent if self.reader else 0)
 
     async def _read_timestamps(self, firsts: list[dict[tuple[str, int], int]]) -> None:
         """Timestamps of the first unresolved records, read only where a position moved
