@@ -18,6 +18,7 @@ from dlq_operator.settings import KafkaSettings
 
 _POLL_MS = 200
 _MANY = 1_000_000
+_STALL_SECONDS = 3.0
 
 
 class RecordReader:
@@ -115,7 +116,7 @@ class RecordReader:
             for partition, (start, _) in pending.items():
                 consumer.seek(partition, start)
             try:
-                stalled_at = time.monotonic() + self._settings.request_timeout_ms / 1000
+                stalled_at = time.monotonic() + _STALL_SECONDS
                 while pending:
                     batches = consumer.poll(timeout_ms=_POLL_MS, max_records=remaining or 500)
                     for partition, records in batches.items():
@@ -144,7 +145,9 @@ class RecordReader:
     ) -> dict[tuple[str, int], int]:
         """Per (topic, partition): the timestamp (ms) of the first record at or after the
         offset given, read for all partitions together (one fetch for a few thousand small
-        records). A partition read to its end without a record is absent."""
+        records). A partition read to its end without a record is absent, and so are those
+        still unread once no record came for a while: what is found is returned, the caller
+        asks again for the rest."""
         pending = {TopicPartition(topic, p): offset for (topic, p), offset in positions.items()}
         found: dict[tuple[str, int], int] = {}
         if not pending:
@@ -157,7 +160,7 @@ class RecordReader:
                 consumer.seek(partition, offset)
             pending = {p: offset for p, offset in pending.items() if offset < ends[p]}
             try:
-                stalled_at = time.monotonic() + self._settings.request_timeout_ms / 1000
+                stalled_at = time.monotonic() + _STALL_SECONDS
                 while pending:
                     # All that was fetched at once: a few thousand partitions come in one or
                     # two fetches, and are taken as they come.
@@ -169,9 +172,9 @@ class RecordReader:
                         for partition in [p for p in pending if consumer.position(p) >= ends[p]]:
                             del pending[partition]
                     if batches:
-                        stalled_at = time.monotonic() + self._settings.request_timeout_ms / 1000
-                    elif pending and time.monotonic() > stalled_at:
-                        raise KafkaUnavailable("read record timestamps: no records arrive")
+                        stalled_at = time.monotonic() + _STALL_SECONDS
+                    elif time.monotonic() > stalled_at:
+                        break
             finally:
                 consumer.unsubscribe()
         return found

@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from dlq_operator.api import DeadLetterQueueSpec, parse_duration
@@ -90,15 +91,16 @@ class DlqTarget:
     parked_topic: str
     retry_enabled: bool
 
-    @property
+    # Cached: every cycle asks each of a thousand targets for these.
+    @cached_property
     def key(self) -> tuple[str, str]:
         return self.namespace, self.name
 
-    @property
+    @cached_property
     def retry_group(self) -> str:
         return retry_group_name(self.namespace, self.name)
 
-    @property
+    @cached_property
     def resolved_group(self) -> str:
         return resolved_group_name(self.namespace, self.name)
 

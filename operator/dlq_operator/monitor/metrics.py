@@ -47,7 +47,7 @@ class _Series:
 
     topic: str
     figures: tuple[Gauge, ...]  # messages, pending, parked, unresolved, alert level
-    has_oldest_age: bool = False
+    oldest_age: Gauge | None = None  # while the DLQ has an oldest unresolved record
 
 
 # Per DLQ, so a changed topic or a deleted DLQ leaves no stale series behind.
@@ -71,15 +71,19 @@ def publish_figures(
     alert_level.set(int(level))
     age = figures.oldest_unresolved_age_seconds
     if age is not None:
-        publish_oldest_age(namespace, name, topic, age)
-        series.has_oldest_age = True
-    elif series.has_oldest_age:
+        if series.oldest_age is None:
+            series.oldest_age = OLDEST_UNRESOLVED_AGE.labels(namespace, name, topic)
+        series.oldest_age.set(age)
+    elif series.oldest_age is not None:
         _remove(OLDEST_UNRESOLVED_AGE, namespace, name, topic)
-        series.has_oldest_age = False
+        series.oldest_age = None
 
 
-def publish_oldest_age(namespace: str, name: str, topic: str, age: float) -> None:
-    OLDEST_UNRESOLVED_AGE.labels(namespace, name, topic).set(age)
+def publish_oldest_age(namespace: str, name: str, age: float) -> None:
+    """The age of a DLQ's oldest unresolved record, between checks that publish figures."""
+    series = _series.get((namespace, name))
+    if series is not None and series.oldest_age is not None:
+        series.oldest_age.set(age)
 
 
 def forget(namespace: str, name: str) -> None:

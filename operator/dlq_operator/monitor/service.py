@@ -166,7 +166,7 @@ class DepthMonitor:
                 if quiet.covers(inputs, resource, now):
                     if quiet.oldest_unresolved_at is not None:
                         age = (now - quiet.oldest_unresolved_at).total_seconds()
-                        metrics.publish_oldest_age(*target.key, target.dlq_topic, age)
+                        metrics.publish_oldest_age(*target.key, age)
                     report.skipped += 1
                     continue
                 del self.quiet[target.key]
