@@ -116,7 +116,7 @@ class RecordReader:
             for partition, (start, _) in pending.items():
                 consumer.seek(partition, start)
             try:
-                stalled_at = time.monotonic() + _STALL_SECONDS
+                stalled_at = time.monotonic() + self._settings.request_timeout_ms / 1000
                 while pending:
                     batches = consumer.poll(timeout_ms=_POLL_MS, max_records=remaining or 500)
                     for partition, records in batches.items():
