@@ -4,8 +4,10 @@ Each cycle lists the DeadLetterQueue objects once, asks the broker for the offse
 DLQ and parked topic and the committed offsets of every retry and resolved group in a
 constant number of batched requests (:mod:`.cycle` plans them), computes each DLQ's
 figures, and then writes only what changed: status patches, metrics, Events and webhook
-notifications. Webhooks are sent in the background, so a slow or failing sink never delays
-the next cycle.
+notifications. A DLQ whose last check changed nothing is skipped while its inputs stay the
+same (see :class:`~dlq_operator.monitor.cycle.QuietCheck`), and the timestamps of the
+oldest unresolved records are read only where the first unresolved offset moved. Webhooks
+are sent in the background, so a slow or failing sink never delays the next cycle.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dlq_operator.monitor.alerts import ALERT_CONDITION
 from dlq_operator.monitor.conditions import upsert_condition
 from dlq_operator.monitor.cycle import (
     DEPTH_KNOWN_CONDITION,
+    DlqTarget,
     QuietCheck,
     check_dlq,
     inputs_of,
@@ -161,19 +164,9 @@ class DepthMonitor:
         measured = []
         for resource, target in checked:
             inputs = inputs_of(target, offsets, committed)
-            quiet = self.quiet.get(target.key)
-            if quiet is not None:
-                if quiet.covers(inputs, resource, now):
-                    if quiet.oldest_unresolved_at is not None:
-                        age = (now - quiet.oldest_unresolved_at).total_seconds()
-                        metrics.publish_oldest_age(*target.key, age)
-                    report.skipped += 1
-                    continue
-                del self.quiet[target.key]
-                # Unchanged until the previous cycle: the inflow counts from there.
-                sample = self.samples.get(target.key)
-                if sample is not None and previous_cycle is not None:
-                    self.samples[target.key] = replace(sample, at=previous_cycle)
+            if self._still_quiet(target, inputs, resource, now, previous_cycle):
+                report.skipped += 1
+                continue
             observation = observe(target, offsets, committed)
             if observation is None:
                 message = f"topic {target.dlq_topic} does not exist"
@@ -251,6 +244,31 @@ class DepthMonitor:
             task = asyncio.create_task(send_notification(notification, self.sinks))
             self.deliveries.add(task)
             task.add_done_callback(self.deliveries.discard)
+
+    def _still_quiet(
+        self,
+        target: DlqTarget,
+        inputs: tuple,
+        resource: dict[str, Any],
+        now: datetime,
+        previous_cycle: datetime | None,
+    ) -> bool:
+        """True when checking the DLQ again would change nothing (see QuietCheck); only the
+        age of its oldest unresolved record moves on."""
+        quiet = self.quiet.get(target.key)
+        if quiet is None:
+            return False
+        if quiet.covers(inputs, resource, now):
+            if quiet.oldest_unresolved_at is not None:
+                age = (now - quiet.oldest_unresolved_at).total_seconds()
+                metrics.publish_oldest_age(*target.key, age)
+            return True
+        del self.quiet[target.key]
+        # Unchanged until the previous cycle: the inflow counts from there.
+        sample = self.samples.get(target.key)
+        if sample is not None and previous_cycle is not None:
+            self.samples[target.key] = replace(sample, at=previous_cycle)
+        return False
 
     def _requests_sent(self) -> int:
         return self.admin.requests_sent + (self.reader.requests_sent if self.reader else 0)
