@@ -36,7 +36,6 @@ from dlq_operator.reconcile.workload import desired_deployment
 from dlq_operator.settings import Settings
 
 READY, TOPIC_READY, WORKER_READY = "Ready", "TopicReady", "WorkerReady"
-PLURAL = "deadletterqueues"
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ FLUSH_TIMEOUT_SECONDS = 30.0
 class _Sent:
     """A produce waiting for its acknowledgement."""
 
-    future: Delivery
+    delivery: Delivery
     partition: int
     offset: int
     original_topic: str | None  # None for a park
@@ -295,10 +295,10 @@ class RetryWorker:
         pending: deque[_Sent] = deque()
         while self.in_flight:
             sent = self.in_flight.popleft()
-            if not sent.future.done():
+            if not sent.delivery.done():
                 pending.append(sent)
                 continue
-            error = sent.future.exception()
+            error = sent.delivery.exception()
             if error is None:
                 self._acknowledged(sent)
             else:
@@ -324,7 +324,7 @@ class RetryWorker:
         reason = _parked_reason_for(error)
         if reason is not None:
             self._park_later(
-                _Sent(sent.future, sent.partition, sent.offset, None, None, reason, str(error)),
+                _Sent(sent.delivery, sent.partition, sent.offset, None, None, reason, str(error)),
                 delay=0.0,
             )
             return
