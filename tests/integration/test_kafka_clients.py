@@ -239,3 +239,28 @@ def test_group_consumer_commits_pauses_and_rebalances(
         records = poll_until(successor, 40 - 3, timeout=90)
     starts = {p: min(r.offset for r in records if r.partition == p) for p in (0, 1)}
     assert starts == {0: 2, 1: 1}
+
+
+def test_group_consumer_gets_a_topic_created_after_it_joined(
+    settings: KafkaSettings,
+    admin: TopicAdmin,
+    producer: RecordProducer,
+    topic_prefix: str,
+    unique: str,
+) -> None:
+    # A retry worker may start before the operator has created its topic: the member first
+    # joins with nothing to read, and must take the partitions once the topic exists, even
+    # when every poll is too short for a whole rebalance (kafka-python alone then keeps the
+    # empty assignment for good: see finish_interrupted_join).
+    topic = f"{topic_prefix}late"
+    with GroupConsumer(settings, f"late-{unique}", [topic]) as consumer:
+        consumer.poll(2000)
+        assert consumer.assignment() == set()
+        admin.create_topics([TopicSpec(topic, 2)])
+        producer.send_and_wait(KafkaRecord(topic, None, b"late", []))
+        records: list = []
+        deadline = time.monotonic() + 30
+        while not records and time.monotonic() < deadline:
+            records = consumer.poll(5)
+        assert [r.value for r in records] == [b"late"]
+        assert consumer.assignment() == {(topic, 0), (topic, 1)}

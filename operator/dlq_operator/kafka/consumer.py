@@ -66,8 +66,10 @@ class GroupConsumer:
 
     def poll(self, timeout_ms: int) -> list[ConsumedRecord]:
         """Records fetched within ``timeout_ms``, in offset order within each partition."""
+        consumer = self._connected()
         with self._translated("poll"):
-            batches = self._connected().poll(timeout_ms=timeout_ms)
+            batches = consumer.poll(timeout_ms=timeout_ms)
+        finish_interrupted_join(consumer)
         return [consumed(record) for records in batches.values() for record in records]
 
     def commit(self, offsets: Mapping[Partition, int]) -> None:
@@ -122,6 +124,20 @@ class GroupConsumer:
     def _translated(self, action: str) -> AbstractContextManager[None]:
         topics = ", ".join(self._topics)
         return translated(f"{action} ({topics})", self._settings.bootstrap_servers)
+
+
+def finish_interrupted_join(consumer: KafkaConsumer) -> None:
+    """Makes the next poll finish a group join that this poll's timeout interrupted.
+
+    kafka-python 3.0 starts a rejoin when the group leader sees the topic's partitions change
+    (as when a member first joins before it knows a new topic's partitions), without marking
+    that a rejoin is due. The leader records the new assignment's metadata while computing
+    it; a poll that times out before the SyncGroup answer then leaves a join that no later
+    poll awaits, and the member keeps its old, possibly empty, assignment for good.
+    """
+    coordinator = consumer._coordinator
+    if getattr(coordinator, "_join_task", None) is not None:
+        coordinator.request_rejoin()
 
 
 class _RebalanceListener(AsyncConsumerRebalanceListener):
