@@ -66,8 +66,8 @@ class GroupConsumer:
 
     def poll(self, timeout_ms: int) -> list[ConsumedRecord]:
         """Records fetched within ``timeout_ms``, in offset order within each partition."""
-        consumer = self._connected()
         with self._translated("poll"):
+            consumer = self._connected()
             batches = consumer.poll(timeout_ms=timeout_ms)
         finish_interrupted_join(consumer)
         return [consumed(record) for records in batches.values() for record in records]
