@@ -183,12 +183,14 @@ def test_first_record_timestamps_of_many_partitions_at_once(
     assert reader.first_timestamps({(stamped, 0): 3}) == {}  # at the end: no record
 
 
-def poll_until(consumer: GroupConsumer, count: int, timeout: float = 20) -> list:
+def poll_until(
+    consumer: GroupConsumer, count: int, timeout: float = 20, poll_ms: int = 200
+) -> list:
     records: list = []
     deadline = time.monotonic() + timeout
     while len(records) < count:
         assert time.monotonic() < deadline, f"got {len(records)} of {count} records"
-        records += consumer.poll(200)
+        records += consumer.poll(poll_ms)
     return records
 
 
@@ -258,9 +260,6 @@ def test_group_consumer_gets_a_topic_created_after_it_joined(
         assert consumer.assignment() == set()
         admin.create_topics([TopicSpec(topic, 2)])
         producer.send_and_wait(KafkaRecord(topic, None, b"late", []))
-        records: list = []
-        deadline = time.monotonic() + 30
-        while not records and time.monotonic() < deadline:
-            records = consumer.poll(5)
+        records = poll_until(consumer, 1, timeout=30, poll_ms=5)
         assert [r.value for r in records] == [b"late"]
         assert consumer.assignment() == {(topic, 0), (topic, 1)}
