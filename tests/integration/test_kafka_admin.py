@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from pytest_mock import MockerFixture
 
 from dlq_operator.envelope import KafkaRecord
 from dlq_operator.errors import KafkaUnavailable, TopicNotFound, TopicOperationRefused
@@ -231,7 +232,7 @@ def test_broker_outage_is_reported_quickly_and_survived(
 
 
 def test_offsets_of_known_partitions_come_from_one_pipelined_round_trip(
-    admin: TopicAdmin, producer: RecordProducer, topic_prefix: str, mocker
+    admin: TopicAdmin, producer: RecordProducer, topic_prefix: str, mocker: MockerFixture
 ) -> None:
     purged, empty = f"{topic_prefix}purged", f"{topic_prefix}empty"
     admin.create_topics([TopicSpec(purged, 1), TopicSpec(empty, 3)])

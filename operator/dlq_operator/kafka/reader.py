@@ -152,8 +152,8 @@ class RecordReader:
         found: dict[tuple[str, int], int] = {}
         if not pending:
             return found
-        consumer = self._connected()
         with self._translated("read record timestamps"):
+            consumer = self._connected()
             consumer.assign(list(pending))
             ends = consumer.end_offsets(list(pending))
             for partition, offset in pending.items():
