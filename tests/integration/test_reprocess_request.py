@@ -153,6 +153,11 @@ def test_suspend_cancels_and_a_second_request_waits(
     waiting = wait_phase(objects, namespace, "next", "Pending")
     ready = next(c for c in waiting["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "WaitingForOtherRequest" and "slow" in ready["message"]
+    # Running is written before the replay's clients connect: suspend once a batch is saved.
+    wait_for(
+        lambda: status_of(objects, namespace, "slow").get("replayed", 0) > 0,
+        what="slow's first checkpoint",
+    )
 
     objects.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "reprocessrequests", "slow", {"spec": {"suspend": True}}
