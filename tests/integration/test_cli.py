@@ -319,7 +319,8 @@ def test_ctrl_c_stops_a_replay_after_what_was_acknowledged(
     create(kafka_bootstrap, (topic, 1), (original, 1))
     write(kafka_bootstrap, topic, [dead_letter(0, original, n) for n in range(200)])
     replaying = subprocess.Popen(
-        [str(BIN / "dlq-admin"), "reprocess", topic, "--rate", "20", "-o", "json"],
+        # 40 s at 5/s: far longer than a loaded machine takes to see the first record.
+        [str(BIN / "dlq-admin"), "reprocess", topic, "--rate", "5", "-o", "json"],
         env={**os.environ, "KAFKA_BROKERS": kafka_bootstrap},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

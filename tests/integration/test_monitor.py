@@ -32,7 +32,8 @@ def events_of(api_client, namespace: str, name: str) -> list[str]:
     events = client.CoreV1Api(api_client).list_namespaced_event(namespace).items
     return [
         e.reason
-        for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)
+        # Creation timestamps have whole seconds; one etcd's revisions order them exactly.
+        for e in sorted(events, key=lambda e: int(e.metadata.resource_version))
         if e.involved_object.name == name and e.reason.startswith("Depth")
     ]
 
@@ -145,13 +146,16 @@ def test_alert_levels_notify_once_and_resolve(
         what="resolved webhook",
     )
     assert len(resolved) == 1
-    ended = [
-        a
-        for call in alert_receiver.received("/am/api/v2/alerts", namespace)
-        for a in call
-        if a.get("endsAt")
-    ]
-    assert ended, "Alertmanager got an alert with endsAt on resolve"
+
+    # Firing alerts carry an endsAt too (their expiry): the resolve ends the critical alert now.
+    def alertmanager_resolved():
+        last = alert_receiver.received("/am/api/v2/alerts", namespace)[-1]
+        return [
+            (a["labels"]["severity"], datetime.fromisoformat(a["endsAt"]) <= datetime.now(UTC))
+            for a in last
+        ] == [("critical", True)]
+
+    wait_for(alertmanager_resolved, what="Alertmanager resolve of the critical alert")
 
 
 def test_retried_records_leave_unresolved_but_stay_in_messages(
@@ -273,9 +277,13 @@ def test_broker_outage_marks_figures_stale_and_recovers(
     finally:
         platform.start("kafka")
     produce(kafka_bootstrap, f"{source}.dlq", 4)
-    status = wait_status(objects, namespace, "stale", "fresh figures", messages=4)
-    known = next(c for c in status["conditions"] if c["type"] == "DepthKnown")
-    assert known["status"] == "True"
+
+    def fresh():
+        status = status_of(objects, namespace, "stale")
+        known = next((c for c in status.get("conditions", []) if c["type"] == "DepthKnown"), {})
+        return status.get("messages") == 4 and known.get("status") == "True"
+
+    wait_for(fresh, timeout=60, what="fresh figures, DepthKnown=True")
 
 
 def test_quiet_cycles_write_nothing(objects, operator, namespace, topic_prefix, api_client):

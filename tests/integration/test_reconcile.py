@@ -170,7 +170,6 @@ def test_manual_config_change_is_corrected(objects, admin, namespace, topic_pref
             )
         ]
     )
-    assert topic_state(admin, topic)[1]["retention.ms"] == "1000"
 
     def corrected():
         _, configs = topic_state(admin, topic)

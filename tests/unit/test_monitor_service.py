@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 
 from dlq_operator.errors import KafkaUnavailable
+from dlq_operator.kube import StatusWrite
 from dlq_operator.monitor.service import CycleReport, DepthMonitor
 
 
@@ -66,19 +68,22 @@ class FakeWorld:
         self.kube = mocker.Mock()
         self.kube.update_status.side_effect = self._write_status
         self.writes = 0
+        # What the operator's watch-fed cache shows; it lags while cache_lags is set.
+        self.cached = deepcopy(self.resource)
+        self.cache_lags = False
 
-    def _write_status(self, plural: str, obj: dict, compute) -> bool:
-        for key, value in compute(obj).items():
-            self.resource["status"][key] = value
-        self.resource["metadata"]["resourceVersion"] = str(
-            int(obj["metadata"]["resourceVersion"]) + 1
-        )
+    def _write_status(self, plural: str, obj: dict, compute) -> StatusWrite:
+        replaced = self.resource["metadata"]["resourceVersion"]
+        self.resource["status"].update(compute(self.resource))
+        self.resource["metadata"]["resourceVersion"] = str(int(replaced) + 1)
         self.writes += 1
-        return True
+        if not self.cache_lags:
+            self.cached = deepcopy(self.resource)
+        return StatusWrite(replaced_version=replaced, written=deepcopy(self.resource))
 
     def monitor(self) -> DepthMonitor:
         return DepthMonitor(
-            self.admin, self.kube, now=lambda: self.now, resources=lambda: [self.resource]
+            self.admin, self.kube, now=lambda: self.now, resources=lambda: [self.cached]
         )
 
     def cycle(self, monitor: DepthMonitor) -> CycleReport:
@@ -102,3 +107,27 @@ def test_a_quiet_dlq_is_skipped_until_its_offsets_change(mocker) -> None:
     assert report.skipped == 0
     assert world.resource["status"]["messages"] == 10
     assert world.resource["status"]["inflowPerMinute"] == 6.0  # counted from the last cycle
+
+
+def test_a_cache_that_has_not_seen_the_last_write_does_not_alert_twice(mocker) -> None:
+    world = FakeWorld(mocker)
+    world.resource["metadata"]["uid"] = "u-alerting"
+    world.resource["spec"]["alerting"] = {"warnThreshold": 5, "criticalThreshold": 100}
+    world.cached = deepcopy(world.resource)
+    monitor = world.monitor()
+    world.cycle(monitor)  # 4 messages: OK
+    world.cache_lags = True
+    world.high = 6
+    assert world.cycle(monitor).notifications == 1
+    assert world.resource["status"]["alertLevel"] == "Warning"
+
+    # The next cycle still reads the status from before the Warning was written.
+    assert world.cached["status"]["alertLevel"] == "OK"
+    assert world.cycle(monitor).notifications == 0
+    assert world.resource["status"]["alertLevel"] == "Warning"
+
+    world.cache_lags = False
+    world.cached = deepcopy(world.resource)  # the watch catches up
+    world.high = 200
+    assert world.cycle(monitor).notifications == 1
+    assert world.resource["status"]["alertLevel"] == "Critical"

@@ -6,6 +6,6 @@ synchronous; async callers use ``asyncio.to_thread``. Errors become
 :class:`~dlq_operator.errors.KubeError` / :class:`~dlq_operator.errors.KubeUnavailable`.
 """
 
-from dlq_operator.kube.client import KubeClient
+from dlq_operator.kube.client import KubeClient, StatusWrite
 
-__all__ = ["KubeClient"]
+__all__ = ["KubeClient", "StatusWrite"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -31,6 +32,15 @@ def _message_of(exc: ApiException) -> str:
         return str(json.loads(exc.body or "").get("message", exc.body))
     except (TypeError, ValueError):
         return str(exc.body)
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """A status written: the object as the API server answered, and the version it replaced
+    (a watch-fed cache still showing that version has not seen the write yet)."""
+
+    replaced_version: str
+    written: dict[str, Any]
 
 
 class KubeClient:
@@ -161,7 +171,7 @@ class KubeClient:
         obj: dict[str, Any],
         compute: Callable[[dict[str, Any]], dict[str, Any] | None],
         attempts: int = 5,
-    ) -> bool:
+    ) -> StatusWrite | None:
         """Writes ``compute(obj)`` into the status, with optimistic concurrency.
 
         Several writers share a status (the reconciler, the monitor, kopf): a merge patch
@@ -169,29 +179,29 @@ class KubeClient:
         could drop another writer's entries. The patch therefore carries the
         resourceVersion it was computed from; when someone wrote in between, the object is
         read again and the patch computed again. ``compute`` returning None means nothing
-        to write. False when the object is gone.
+        to write; so is the answer then, and when the object is gone.
         """
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         current: dict[str, Any] | None = obj
         for _ in range(attempts):
             if current is None:
-                return False
+                return None
             patch = compute(current)
             if not patch:
-                return True
-            body = {
-                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "status": patch,
-            }
+                return None
+            version = current["metadata"]["resourceVersion"]
+            body = {"metadata": {"resourceVersion": version}, "status": patch}
             with _translated(f"writing status of {plural} {namespace}/{name}"):
                 try:
-                    self.custom.patch_namespaced_custom_object_status(
+                    written = self.custom.patch_namespaced_custom_object_status(
                         API_GROUP, API_VERSION, namespace, plural, name, body
                     )
-                    return True
+                    return StatusWrite(
+                        replaced_version=version, written=cast(dict[str, Any], written)
+                    )
                 except ApiException as exc:
                     if exc.status == 404:
-                        return False
+                        return None
                     if exc.status != 409:
                         raise
             current = self.get_object(plural, namespace, name)

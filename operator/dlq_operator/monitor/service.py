@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from dlq_operator.errors import DlqError, KafkaError, TopicNotFound
 from dlq_operator.kafka import RecordReader, TopicAdmin
-from dlq_operator.kube import KubeClient
+from dlq_operator.kube import KubeClient, StatusWrite
 from dlq_operator.monitor import metrics
 from dlq_operator.monitor.alerts import ALERT_CONDITION
 from dlq_operator.monitor.conditions import upsert_condition
@@ -102,6 +102,8 @@ class DepthMonitor:
         self.measured_at: datetime | None = None  # of the last cycle that read offsets
         self.timestamps: dict[tuple[str, int, int], int] = {}  # see monitor.depth.oldest_of
         self.known: set[tuple[str, str]] = set()
+        # The last status written per DLQ, until the cache shows it (see _freshest).
+        self.written: dict[tuple[str, str], StatusWrite] = {}
         self.deliveries: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
@@ -128,7 +130,7 @@ class DepthMonitor:
         requests_before = self._requests_sent()
         report = CycleReport()
         resources = [
-            r
+            self._freshest(r)
             for r in await asyncio.to_thread(lambda: list(self.resources()))
             if not r["metadata"].get("deletionTimestamp")
         ]
@@ -227,7 +229,8 @@ class DepthMonitor:
                 log.warning("status of %s/%s not written: %s", *key, result)
             elif isinstance(result, BaseException):
                 raise result
-            else:
+            elif result is not None:
+                self.written[key] = result
                 report.patched.append(key)
         report.patches = len(report.patched)
 
@@ -293,7 +296,21 @@ class DepthMonitor:
             metrics.forget(namespace, name)
             self.samples.pop((namespace, name), None)
             self.quiet.pop((namespace, name), None)
+            self.written.pop((namespace, name), None)
         self.known = current
+
+    def _freshest(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The DLQ as this monitor last wrote it while the watch-fed cache still shows the
+        version that write replaced: a cycle right after another must not take the old
+        alert level for the current one and notify twice."""
+        key = (resource["metadata"]["namespace"], resource["metadata"]["name"])
+        written = self.written.pop(key, None)
+        if written is None or resource["metadata"].get("resourceVersion") != (
+            written.replaced_version
+        ):
+            return resource
+        self.written[key] = written
+        return written.written
 
 
 def _rebased(patch: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
