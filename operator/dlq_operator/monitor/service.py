@@ -305,12 +305,11 @@ class DepthMonitor:
         alert level for the current one and notify twice."""
         key = (resource["metadata"]["namespace"], resource["metadata"]["name"])
         written = self.written.pop(key, None)
-        if written is None or resource["metadata"].get("resourceVersion") != (
-            written.replaced_version
-        ):
-            return resource
-        self.written[key] = written
-        return written.written
+        version = resource["metadata"].get("resourceVersion")
+        if written is not None and version == written.replaced_version:
+            self.written[key] = written  # still unseen: the next cycle may need it too
+            return written.written
+        return resource
 
 
 def _rebased(patch: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
