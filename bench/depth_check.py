@@ -45,14 +45,10 @@ from kubernetes import client, config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import support
-from dlq_operator.kafka import RecordReader, TopicAdmin
+from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kafka.connection import RequestCounter, client_config, connect
 from dlq_operator.kube import KubeClient
-from dlq_operator.monitor.service import (
-    MONITOR_FETCH_BYTES,
-    PARTITION_CACHE_SECONDS,
-    DepthMonitor,
-)
+from dlq_operator.monitor.service import DepthMonitor, monitor_clients
 from dlq_operator.settings import KafkaSettings
 
 GROUP, VERSION, PLURAL = "dlq.orion.io", "v1alpha1", "deadletterqueues"
@@ -151,11 +147,6 @@ def median_of(rounds: int, measure: Callable[[], tuple[float, int]]) -> tuple[fl
     return results[rounds // 2]
 
 
-def admin(settings: KafkaSettings) -> TopicAdmin:
-    """A TopicAdmin configured as the operator's monitor has it."""
-    return TopicAdmin(settings, partition_cache_seconds=PARTITION_CACHE_SECONDS)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dlqs", type=int, default=1000)
@@ -172,8 +163,8 @@ def main() -> None:
         gc.freeze()
         # The operator's monitor reads DLQ objects from its watch cache, not a list call.
         watched = kube.list_objects(PLURAL)
-        reader = RecordReader(settings, partition_fetch_bytes=MONITOR_FETCH_BYTES)
-        monitor = DepthMonitor(admin(settings), kube, reader=reader, resources=lambda: watched)
+        monitor_admin, reader = monitor_clients(settings)
+        monitor = DepthMonitor(monitor_admin, kube, reader=reader, resources=lambda: watched)
         support.note("first cycles (write every DLQ's figures, then its first inflow)")
         first = asyncio.run(monitor.cycle())
         asyncio.run(monitor.cycle())
@@ -193,7 +184,7 @@ def main() -> None:
             NAIVE_ROUNDS, lambda: original_design(settings, topics)
         )
         support.note("this adapter's query, once per topic")
-        per_topic_admin = admin(settings)
+        per_topic_admin, _ = monitor_clients(settings)
         per_topic_seconds, per_topic_requests = median_of(
             NAIVE_ROUNDS, lambda: query_per_topic(per_topic_admin, topics)
         )

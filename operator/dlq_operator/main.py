@@ -19,7 +19,7 @@ from dlq_operator.api.naming import RECONCILE_TRIGGER_ANNOTATION
 from dlq_operator.handlers import deadletterqueue as dlq_handlers
 from dlq_operator.handlers import reprocessrequest as reprocess_handlers
 from dlq_operator.handlers import retrypolicy as policy_handlers
-from dlq_operator.kafka import RecordReader, TopicAdmin
+from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kube import KubeClient
 from dlq_operator.kube.session import pooled_session, watch_streams
 from dlq_operator.reconcile.service import DlqReconciler
@@ -39,11 +39,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     """Connects the adapters once and configures kopf's bookkeeping under our own names."""
     # Imported here: the operator's metrics (dlq_parked, ...) must not be registered in a
     # worker process, whose own dlq_parked_total would clash with them.
-    from dlq_operator.monitor.service import (
-        MONITOR_FETCH_BYTES,
-        PARTITION_CACHE_SECONDS,
-        DepthMonitor,
-    )
+    from dlq_operator.monitor.service import DepthMonitor, monitor_clients
     from dlq_operator.monitor.sinks import WebhookSinkConfig
 
     operator_settings = get_settings()
@@ -70,19 +66,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.reprocess = ReprocessController(kube, operator_settings.kafka)
     if operator_settings.metrics_port:
         start_http_server(operator_settings.metrics_port)
+    monitor_admin, monitor_reader = monitor_clients(operator_settings.kafka)
     monitor = DepthMonitor(
-        TopicAdmin(
-            operator_settings.kafka,
-            client_id="dlq-operator-monitor",
-            partition_cache_seconds=PARTITION_CACHE_SECONDS,
-        ),
+        monitor_admin,
         kube,
         [WebhookSinkConfig.model_validate(sink) for sink in operator_settings.alert_sinks],
-        reader=RecordReader(
-            operator_settings.kafka,
-            client_id="dlq-operator-monitor-reader",
-            partition_fetch_bytes=MONITOR_FETCH_BYTES,
-        ),
+        reader=monitor_reader,
         interval=operator_settings.monitor_interval_seconds,
         resources=lambda: [body for store in memo.watched["dlqs"].values() for body in store],
     )

@@ -47,6 +47,7 @@ from dlq_operator.monitor.depth import (
     oldest_of,
 )
 from dlq_operator.monitor.sinks import WebhookSinkConfig, event_for, send_notification
+from dlq_operator.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 PLURAL = "deadletterqueues"
@@ -57,6 +58,18 @@ PARTITION_CACHE_SECONDS = 300.0
 # The monitor reads one record per partition (the oldest unresolved one's timestamp).
 MONITOR_FETCH_BYTES = 16 * 1024
 MONITOR_CONDITIONS = frozenset({ALERT_CONDITION, DEPTH_KNOWN_CONDITION})
+
+
+def monitor_clients(kafka: KafkaSettings) -> tuple[TopicAdmin, RecordReader]:
+    """The monitor's Kafka clients, configured as the operator runs them (they connect on
+    first use)."""
+    admin = TopicAdmin(
+        kafka, client_id="dlq-operator-monitor", partition_cache_seconds=PARTITION_CACHE_SECONDS
+    )
+    reader = RecordReader(
+        kafka, client_id="dlq-operator-monitor-reader", partition_fetch_bytes=MONITOR_FETCH_BYTES
+    )
+    return admin, reader
 
 
 @dataclass
