@@ -23,13 +23,21 @@ from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kube import KubeClient
 from dlq_operator.kube.session import pooled_session, watch_streams
 from dlq_operator.reconcile.service import DlqReconciler
+from dlq_operator.reconcile.workload import WORKER_COMPONENT
 from dlq_operator.reprocess.controller import ReprocessController
 from dlq_operator.settings import get_settings
 
 DLQ = (API_GROUP, API_VERSION, dlq_handlers.PLURAL)
 POLICY = (API_GROUP, API_VERSION, policy_handlers.PLURAL)
 REPROCESS = (API_GROUP, API_VERSION, reprocess_handlers.PLURAL)
+WORKER_DEPLOYMENTS = ("apps", "v1", "deployments")
 FINALIZER = "dlq.orion.io/finalizer"
+# How often the pods of a worker that does not serve yet are looked at (they say why).
+WORKER_CHECK_SECONDS = 10
+WORKER_LABELS = {
+    "app.kubernetes.io/component": WORKER_COMPONENT,
+    "app.kubernetes.io/managed-by": "dlq-operator",
+}
 
 settings = get_settings()
 
@@ -86,7 +94,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
     """kopf's own login (in-cluster or kubeconfig), through a bounded connection pool."""
     info = kopf.login_via_client(**kwargs)
-    kinds = len((DLQ, POLICY, REPROCESS))
+    kinds = len((DLQ, POLICY, REPROCESS, WORKER_DEPLOYMENTS))
     return pooled_session(info, watch_streams(settings.namespaces, kinds)) if info else None
 
 
@@ -119,7 +127,12 @@ kopf.timer(
     when=dlq_handlers.not_paused,
     id="resync",
 )(dlq_handlers.reconcile)
+kopf.timer(
+    *DLQ, interval=WORKER_CHECK_SECONDS, when=dlq_handlers.worker_pending, id="worker-check"
+)(dlq_handlers.reconcile)
 kopf.on.delete(*DLQ)(dlq_handlers.finalize)
+# Watched, never written (event handlers keep no state in the objects they see).
+kopf.on.event(*WORKER_DEPLOYMENTS, labels=WORKER_LABELS)(dlq_handlers.worker_changed)
 kopf.index(*DLQ, id="dlq_bodies")(dlq_handlers.index_body)
 
 # -- ReprocessRequest ---------------------------------------------------------------------

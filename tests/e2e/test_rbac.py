@@ -124,7 +124,11 @@ def operator_needs(where: str) -> list[tuple[str, str, str]]:
         *[(verb, kind, where) for kind in (POLICY, REQUEST) for verb in ("list", "watch", "patch")],
         *[("patch", f"{kind}/status", where) for kind in (DLQ, POLICY, REQUEST)],
         ("update", f"{DLQ}/finalizers", where),
-        *[(verb, "deployments.apps", where) for verb in ("get", "create", "patch", "delete")],
+        *[
+            (verb, "deployments.apps", where)
+            for verb in ("get", "list", "watch", "create", "patch", "delete")
+        ],
+        ("list", "pods", where),
         ("create", "events", where),
     ]
 
@@ -136,9 +140,9 @@ def operator_never_needs(where: str) -> list[tuple[str, str, str]]:
         ("list", "secrets", ALL),
         ("get", "configmaps", where),
         ("create", "pods", where),
-        ("list", "pods", ALL),
+        ("get", "pods/log", where),
+        ("create", "pods/exec", where),
         ("create", "serviceaccounts/token", where),
-        ("list", "deployments.apps", where),
         ("update", "deployments.apps", where),
         ("create", DLQ, where),
         ("update", DLQ, where),

@@ -150,6 +150,7 @@ def test_printer_columns() -> None:
             "Partitions",
             "Unresolved",
             "Alert",
+            "Worker",
             "Ready",
             "Reason",
             "Age",

@@ -97,11 +97,16 @@ each watched namespace, so both modes grant exactly the same.
 - apiGroups: ["dlq.orion.io"]
   resources: ["deadletterqueues/finalizers"]
   verbs: ["update"]
-# The retry worker Deployments: read before applying, created, patched, deleted. Never
-# listed or watched.
+# The retry worker Deployments: read before applying, created, patched, deleted, and
+# watched so that a DLQ's WorkerReady follows its worker's availability.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# A worker's pods are listed (never changed) to tell why it is not available, e.g.
+# ImagePullBackOff or CrashLoopBackOff.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # Events on the three kinds, posted by kopf and by the operator (core v1 Events).
 - apiGroups: [""]
   resources: ["events"]

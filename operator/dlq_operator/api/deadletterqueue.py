@@ -302,6 +302,7 @@ class DeadLetterQueueStatus(StatusModel):
 
 
 _READY = '.status.conditions[?(@.type=="Ready")]'
+_WORKER_READY = '.status.conditions[?(@.type=="WorkerReady")]'
 
 DEAD_LETTER_QUEUE = ResourceKind(
     kind="DeadLetterQueue",
@@ -317,6 +318,12 @@ DEAD_LETTER_QUEUE = ResourceKind(
         PrinterColumn("Partitions", ".status.topic.partitions", "integer", "Its partitions."),
         PrinterColumn("Unresolved", ".status.unresolved", "integer", "Messages needing attention."),
         PrinterColumn("Alert", ".status.alertLevel", "string", "OK, Warning or Critical."),
+        PrinterColumn(
+            "Worker",
+            f"{_WORKER_READY}.reason",
+            "string",
+            "The retry worker: Available, Progressing, Unavailable or RetryDisabled.",
+        ),
         PrinterColumn("Ready", f"{_READY}.status", "string", "Whether the queue is reconciled."),
         PrinterColumn("Reason", f"{_READY}.reason", "string", "Why it is (not) ready.", priority=1),
         AGE_COLUMN,

@@ -6,8 +6,10 @@ from typing import Any
 
 import kopf
 
+from dlq_operator.api.conditions import get_condition
 from dlq_operator.api.naming import PAUSED_ANNOTATION
-from dlq_operator.reconcile.service import DlqObject, Outcome
+from dlq_operator.reconcile.service import WORKER_READY, DlqObject, Outcome
+from dlq_operator.reconcile.workload import PROGRESSING, UNAVAILABLE, worker_verdict_changed
 
 PLURAL = "deadletterqueues"
 
@@ -84,6 +86,32 @@ async def index_policy_user(
 
 def not_paused(annotations: kopf.Annotations, **_: Any) -> bool:
     return annotations.get(PAUSED_ANNOTATION) != "true"
+
+
+def worker_pending(annotations: kopf.Annotations, status: kopf.Status, **_: Any) -> bool:
+    """A worker that is rolling out or stuck: its pods are looked at again until it serves."""
+    reported = get_condition(status.get("conditions") or [], WORKER_READY) or {}
+    return not_paused(annotations) and reported.get("reason") in (PROGRESSING, UNAVAILABLE)
+
+
+async def worker_changed(
+    type: str | None,
+    body: kopf.Body,
+    namespace: str,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    dlq_bodies: kopf.Index,
+    **_: Any,
+) -> None:
+    """Reconciles a DLQ again when its worker Deployment became (un)available or went."""
+    name = labels.get("app.kubernetes.io/instance", "")
+    dlq = next(iter(dlq_bodies.get((namespace, name), [])), None)
+    if dlq is None or dlq.metadata.get("deletionTimestamp"):
+        return
+    reported = get_condition(dlq.status.get("conditions") or [], WORKER_READY) or {}
+    if type == "DELETED" or worker_verdict_changed(body, reported.get("reason")):
+        version = body.metadata.get("resourceVersion")
+        await memo.nudge(PLURAL, namespace, name, f"worker {type} {version}")
 
 
 async def index_body(

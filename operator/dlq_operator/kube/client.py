@@ -115,6 +115,13 @@ class KubeClient:
                 raise
         return True
 
+    def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The pods in ``namespace`` that carry all of ``labels``."""
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        with _translated(f"listing pods {selector} in {namespace}"):
+            found = self.core.list_namespaced_pod(namespace, label_selector=selector)
+        return list(self.api.sanitize_for_serialization(found).get("items", []))
+
     # -- dlq.orion.io objects ----------------------------------------------------------
     def annotate(self, plural: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
         """Sets annotations of one of our objects (never its spec)."""

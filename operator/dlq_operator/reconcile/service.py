@@ -32,7 +32,11 @@ from dlq_operator.reconcile.topics import (
     plan_topic,
     topic_claim_winner,
 )
-from dlq_operator.reconcile.workload import desired_deployment
+from dlq_operator.reconcile.workload import (
+    deployment_available,
+    desired_deployment,
+    worker_availability,
+)
 from dlq_operator.settings import Settings
 
 READY, TOPIC_READY, WORKER_READY = "Ready", "TopicReady", "WorkerReady"
@@ -156,7 +160,7 @@ class DlqReconciler:
                 True,
                 "Reconciled",
                 f"topic {spec.topic_name} matches the spec"
-                + ("; retry worker deployed" if spec.retry and spec.retry.policy_ref else ""),
+                + ("; retry worker available" if spec.retry and spec.retry.policy_ref else ""),
             )
         return self._finish(dlq, outcome, conditions, spec)
 
@@ -270,7 +274,7 @@ class DlqReconciler:
         outcome: Outcome,
         conditions: _Conditions,
     ) -> bool:
-        """Deploys, updates or removes the retry worker; True when it is as it should be."""
+        """Deploys, updates or removes the retry worker; True when it serves as it should."""
         ref = spec.retry.policy_ref if spec.retry else None
         if ref is None:
             return await self._without_worker(
@@ -306,15 +310,21 @@ class DlqReconciler:
                 f"(RetryPolicy {ref.name})",
             )
         outcome.status["workerDeployment"] = manifest["metadata"]["name"]
-        available = (deployment.get("status") or {}).get("availableReplicas") or 0
+        pods = []
+        if not deployment_available(deployment):
+            selector = manifest["spec"]["selector"]["matchLabels"]
+            try:
+                pods = await asyncio.to_thread(self.kube.list_pods, dlq.namespace, selector)
+            except KubeError:
+                pods = []  # only the message misses the pods' reasons
+        availability = worker_availability(deployment, pods)
         conditions.set(
             WORKER_READY,
-            True,
-            "DeploymentApplied",
-            f"Deployment {manifest['metadata']['name']} follows RetryPolicy "
-            f"{ref.name}; {available}/{manifest['spec']['replicas']} replicas available",
+            availability.ok,
+            availability.reason,
+            f"{availability.message} (RetryPolicy {ref.name})",
         )
-        return True
+        return availability.ok
 
     async def _without_worker(
         self,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dlq_operator.api import DeadLetterQueueSpec, RetryPolicySpec, parse_duration
@@ -175,3 +177,111 @@ def desired_deployment(
             },
         },
     }
+
+
+# Container waiting reasons that waiting a few seconds will not cure: a person has to act.
+STUCK_WAITING_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "ErrImageNeverPull",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "RunContainerError",
+    }
+)
+MESSAGE_LIMIT = 1024
+AVAILABLE, PROGRESSING, UNAVAILABLE = "Available", "Progressing", "Unavailable"
+
+
+@dataclass(frozen=True)
+class WorkerAvailability:
+    """Whether a worker Deployment serves, as the WorkerReady condition tells it."""
+
+    ok: bool
+    reason: str  # AVAILABLE, PROGRESSING or UNAVAILABLE
+    message: str
+
+
+def deployment_available(deployment: Mapping[str, Any]) -> bool:
+    """True when the controller has rolled out the current template and every wanted
+    replica is available (a rollout in progress, or a pod down, is not)."""
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    status = deployment.get("status") or {}
+    generation = (deployment.get("metadata") or {}).get("generation", 0)
+    return (
+        status.get("observedGeneration", 0) >= generation
+        and status.get("updatedReplicas", 0) >= wanted
+        and status.get("availableReplicas", 0) >= wanted
+    )
+
+
+def worker_availability(
+    deployment: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]
+) -> WorkerAvailability:
+    """The WorkerReady verdict from the Deployment and its pods.
+
+    Pods are only read for the message: they say why a replica is missing (an image that
+    cannot be pulled, a crash loop), which the Deployment's own status does not.
+    """
+    name = deployment["metadata"]["name"]
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    available = (deployment.get("status") or {}).get("availableReplicas", 0)
+    counts = f"Deployment {name}: {available}/{wanted} replicas available"
+    if deployment_available(deployment):
+        return WorkerAvailability(True, AVAILABLE, counts)
+    stuck, waiting = _deployment_failures(deployment), list[str]()
+    for pod in pods:
+        for problem, is_stuck in _pod_problems(pod):
+            (stuck if is_stuck else waiting).append(problem)
+    if stuck:
+        return WorkerAvailability(False, UNAVAILABLE, _limited(counts, stuck))
+    return WorkerAvailability(False, PROGRESSING, _limited(f"{counts}, rolling out", waiting))
+
+
+def worker_verdict_changed(deployment: Mapping[str, Any], reported_reason: str | None) -> bool:
+    """Whether the Deployment alone contradicts the WorkerReady reason a DLQ reports, so
+    that the DLQ must be reconciled again. A pod-level "Unavailable" is not contradicted
+    by a Deployment that only looks in progress: the pods know better."""
+    verdict = worker_availability(deployment, []).reason
+    return verdict != reported_reason and not (
+        verdict == PROGRESSING and reported_reason == UNAVAILABLE
+    )
+
+
+def _deployment_failures(deployment: Mapping[str, Any]) -> list[str]:
+    """The controller's own verdicts that need a person (progress deadline exceeded, pods
+    refused at admission)."""
+    failures = []
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        kind, status = condition.get("type"), condition.get("status")
+        if (kind, status) in (("Progressing", "False"), ("ReplicaFailure", "True")):
+            failures.append(f"{condition.get('reason')}: {condition.get('message', '')}".strip())
+    return failures
+
+
+def _pod_problems(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """(what keeps the pod from serving, whether it is stuck) for one pod."""
+    name = pod["metadata"]["name"]
+    status = pod.get("status") or {}
+    problems = []
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            problems.append((f"pod {name}: Unschedulable: {condition.get('message', '')}", True))
+    for container in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            reason = waiting["reason"]
+            detail = f": {waiting['message']}" if waiting.get("message") else ""
+            problems.append((f"pod {name}: {reason}{detail}", reason in STUCK_WAITING_REASONS))
+    return problems
+
+
+def _limited(head: str, details: list[str]) -> str:
+    message = "; ".join([head, *details]) if details else head
+    return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 3] + "..."
