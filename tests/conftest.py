@@ -4,6 +4,8 @@ Tests are marked by folder (tests/unit -> ``unit``, ...). Integration and e2e te
 real local platform from ``hack/local_platform.py``: a fresh one per test session, or the
 one already running when ``DLQ_PLATFORM_REUSE=1`` and ``DLQ_PLATFORM_DIR`` point at it.
 A platform that cannot start fails those tests with the component's log; it never skips.
+Retry workers, and the operator in the e2e tests, run as pods on the platform's node, from
+the image of the code under test (``hack/image.py`` builds it from the Dockerfile).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
+import image  # noqa: E402
 import local_platform  # noqa: E402
 from tests.support import AlertReceiver, wait_for  # noqa: E402
 
@@ -66,6 +69,23 @@ def kafka_bootstrap(platform: local_platform.Platform) -> str:
 
 
 @pytest.fixture(scope="session")
+def pod_kafka_bootstrap(platform: local_platform.Platform) -> str:
+    """Where pods reach the broker (the host reaches it there too)."""
+    return platform.environment()["DLQ_POD_KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.fixture(scope="session")
+def operator_image(platform: local_platform.Platform) -> str:
+    """The image of the code under test, built from the Dockerfile and loaded into the node."""
+    try:
+        ref, archive = image.build_image()
+        platform.load_image(archive)
+    except (image.ImageError, local_platform.PlatformError) as exc:
+        pytest.fail(f"the operator image could not be built and loaded: {exc}", pytrace=False)
+    return ref
+
+
+@pytest.fixture(scope="session")
 def kubeconfig(platform: local_platform.Platform) -> Path:
     return platform.kubeconfig
 
@@ -91,7 +111,7 @@ def unique() -> str:
 
 @pytest.fixture
 def namespace(api_client, unique: str) -> Iterator[str]:
-    """A fresh namespace per test (never finalized here: there is no controller-manager)."""
+    """A fresh namespace per test, deleted after it (its pods and objects go with it)."""
     from kubernetes import client
 
     name = f"t-{unique}"
@@ -174,9 +194,12 @@ def alert_receiver() -> Iterator[AlertReceiver]:
 
 
 @pytest.fixture(scope="session")
-def operator_env(platform, crds, alert_receiver) -> dict[str, str]:
+def operator_env(
+    platform, crds, alert_receiver, operator_image, pod_kafka_bootstrap
+) -> dict[str, str]:
     """Environment of an operator process under test: fast resync and depth checks, free
-    ports, and one webhook sink of each kind pointing at the alert receiver."""
+    ports, one webhook sink of each kind pointing at the alert receiver, and retry workers
+    that run as pods of the image under test (so Kafka is named where pods reach it)."""
     sinks = [
         {"kind": "generic", "url": alert_receiver.url("/generic"), "max_attempts": 2},
         {"kind": "alertmanager", "url": alert_receiver.url("/am"), "max_attempts": 2},
@@ -192,7 +215,8 @@ def operator_env(platform, crds, alert_receiver) -> dict[str, str]:
             "DLQ_KAFKA_RETRY_MAX_DELAY_SECONDS": "3",
             "DLQ_HEALTH_PORT": str(local_platform.free_port()),
             "DLQ_METRICS_PORT": str(local_platform.free_port()),
-            "DLQ_WORKER_IMAGE": "dlq-operator:test",
+            "DLQ_KAFKA_BOOTSTRAP_SERVERS": pod_kafka_bootstrap,
+            "DLQ_WORKER_IMAGE": operator_image,
             "DLQ_ALERT_SINKS": json.dumps(sinks),
         }
     )

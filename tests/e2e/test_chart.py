@@ -1,8 +1,8 @@
 """The Helm chart: it lints, renders what the operator reads, refuses bad values with the
 schema's message, carries the generated CRDs, and installs into a real API server.
 
-No pod ever starts here (the local control plane has no kubelet): these tests prove what
-the chart hands to Kubernetes; tests/e2e/test_rbac.py runs the operator with it.
+These tests prove what the chart hands to Kubernetes; tests/e2e/test_operator_pods.py runs
+the operator from it as pods on the platform's node, tests/e2e/test_rbac.py checks its RBAC.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def test_defaults_render_one_secure_operator(defaults: list[dict[str, Any]]) -> 
     assert "DLQ_NAMESPACES" not in env
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"health": int(env["DLQ_HEALTH_PORT"]), "metrics": int(env["DLQ_METRICS_PORT"])}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     service = find(defaults, "Service")
     assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
@@ -311,7 +312,13 @@ def test_install_upgrade_uninstall_on_the_api_server(
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
     rbac = client.RbacAuthorizationV1Api(api_client)
     extensions = client.ApiextensionsV1Api(api_client)
-    helm.install(release, namespace, f"--set=kafka.bootstrapServers={kafka_bootstrap}")
+    # The image is never pulled (nothing here serves it); the pods are not the point.
+    helm.install(
+        release,
+        namespace,
+        f"--set=kafka.bootstrapServers={kafka_bootstrap}",
+        "--set=image.pullPolicy=Never",
+    )
     try:
         status = json.loads(helm.run("status", release, "-n", namespace, "-o", "json").stdout)
         assert status["info"]["status"] == "deployed"

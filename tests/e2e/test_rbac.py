@@ -68,7 +68,15 @@ def _installed(
     release = Release(f"dlq-{unique}", f"dlq-system-{unique}")
     # A short full name keeps the ServiceAccount's user name within the 64 characters of a
     # certificate's common name (tokens have no such limit).
-    helm.install(release.name, release.namespace, f"--set=fullnameOverride={release.name}", *args)
+    # Its pod never starts (the image is never pulled): the operator under test here is a
+    # process with the release's identity.
+    helm.install(
+        release.name,
+        release.namespace,
+        f"--set=fullnameOverride={release.name}",
+        "--set=image.pullPolicy=Never",
+        *args,
+    )
     yield release
     helm.uninstall(release.name, release.namespace)
     client.CoreV1Api(api_client).delete_namespace(release.namespace)
@@ -83,13 +91,19 @@ def cluster_wide_release(helm, api_client, kafka_bootstrap, unique) -> Iterator[
 
 
 @pytest.fixture
-def namespaced_release(helm, api_client, kafka_bootstrap, namespace, unique) -> Iterator[Release]:
-    """The chart serving only the test's namespace, with fast depth checks and resyncs."""
+def namespaced_release(
+    helm, api_client, pod_kafka_bootstrap, operator_image, namespace, unique
+) -> Iterator[Release]:
+    """The chart serving only the test's namespace, with fast depth checks and resyncs, and
+    retry workers of the image under test."""
+    repository, _, tag = operator_image.rpartition(":")
     yield from _installed(
         helm,
         api_client,
         unique,
-        f"--set=kafka.bootstrapServers={kafka_bootstrap}",
+        f"--set=kafka.bootstrapServers={pod_kafka_bootstrap}",
+        f"--set=workerImage.repository={repository}",
+        f"--set=workerImage.tag={tag}",
         f"--set-json=watchNamespaces={json.dumps([namespace])}",
         "--set=monitor.intervalSeconds=2",
         "--set=resyncIntervalSeconds=5",

@@ -12,7 +12,6 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kubernetes import client
 
-import local_kubelet
 from tests.support import GROUP, VERSION, create_object, wait_for
 
 PLURAL = "deadletterqueues"
@@ -159,7 +158,7 @@ def test_alert_levels_notify_once_and_resolve(
 
 
 def test_retried_records_leave_unresolved_but_stay_in_messages(
-    objects, api_client, operator, kafka_bootstrap, namespace, topic_prefix, tmp_path
+    objects, api_client, operator, kafka_bootstrap, namespace, topic_prefix
 ):
     source = f"{topic_prefix}retried"
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -172,13 +171,13 @@ def test_retried_records_leave_unresolved_but_stay_in_messages(
         "retried",
         {
             "sourceTopic": source,
-            "retry": {"policyRef": {"name": "fast"}},
+            # No worker pod yet: the records wait, pending.
+            "retry": {"policyRef": {"name": "fast"}, "replicas": 0},
             "alerting": {"warnThreshold": 100, "criticalThreshold": 200},
         },
     )
     apps = client.AppsV1Api(api_client)
     wait_for(lambda: apps.list_namespaced_deployment(namespace).items, what="worker Deployment")
-    # No worker runs yet (no kubelet): the records wait, pending.
     envelope = {
         "originalTopic": source,
         "originalPartition": 0,
@@ -201,23 +200,21 @@ def test_retried_records_leave_unresolved_but_stay_in_messages(
     )
     assert status["oldestUnresolvedAt"]
 
-    kubelet = local_kubelet.LocalKubelet(api_client, tmp_path, namespace)
-    for deployment in apps.list_namespaced_deployment(namespace).items:
-        kubelet.apply("ADDED", deployment)
-    try:
-        wait_status(
-            objects,
-            namespace,
-            "retried",
-            "retried",
-            messages=7,
-            pending=0,
-            unresolved=0,
-            parked=0,
-            oldestUnresolvedAt=None,
-        )
-    finally:
-        kubelet.shutdown()
+    # The worker pod starts and republishes them.
+    objects.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "retried", {"spec": {"retry": {"replicas": 1}}}
+    )
+    wait_status(
+        objects,
+        namespace,
+        "retried",
+        "retried",
+        messages=7,
+        pending=0,
+        unresolved=0,
+        parked=0,
+        oldestUnresolvedAt=None,
+    )
 
 
 def test_failing_sink_is_counted_and_does_not_stop_events(

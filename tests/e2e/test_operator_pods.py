@@ -1,0 +1,431 @@
+"""The operator as users run it: the chart installed with helm, the operator and its retry
+workers running as pods of the image under test on the platform's node.
+
+The release is installed once for this module with the chart's defaults plus only the
+image and Kafka values, so it serves every namespace; each test works in its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kubernetes import client
+
+from dlq_operator.api.naming import retry_group_name, worker_deployment_name
+from tests.e2e.chart import CHART, Helm
+from tests.support import GROUP, VERSION, create_object, get_object, headers_of, read_all, wait_for
+
+T = TypeVar("T")
+WORKER_SELECTOR = "app.kubernetes.io/component=retry-worker"
+OPERATOR_SELECTOR = "app.kubernetes.io/component=operator"
+
+
+@dataclass
+class Release:
+    """The installed chart, and what the tests need to look at its pods."""
+
+    helm: Helm
+    name: str
+    namespace: str
+    image: str
+    bootstrap: str
+    core: client.CoreV1Api
+    kubectl: Callable[..., subprocess.CompletedProcess[str]]
+
+    def operator_pods(self) -> list[client.V1Pod]:
+        return self.core.list_namespaced_pod(self.namespace, label_selector=OPERATOR_SELECTOR).items
+
+    def ready_operator_pod(self, timeout: float = 180, not_uid: str | None = None) -> client.V1Pod:
+        def ready() -> client.V1Pod | None:
+            return next(
+                (
+                    p
+                    for p in self.operator_pods()
+                    if is_ready(p)
+                    and p.metadata.uid != not_uid
+                    and not p.metadata.deletion_timestamp
+                ),
+                None,
+            )
+
+        return self.wait(ready, what="the operator pod Ready", timeout=timeout)
+
+    def operator_log(self) -> str:
+        pods = self.operator_pods()
+        if not pods:
+            return "(no operator pod)"
+        result = self.kubectl("logs", "-n", self.namespace, pods[-1].metadata.name, check=False)
+        return result.stdout + result.stderr
+
+    def wait(self, predicate: Callable[[], T], what: str, timeout: float = 180) -> T:
+        """wait_for, with the operator's log and the pods' states in the failure."""
+        try:
+            return wait_for(predicate, timeout=timeout, interval=0.5, what=what)
+        except pytest.fail.Exception as exc:
+            pods = self.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+            tail = "\n".join(self.operator_log().splitlines()[-40:])
+            pytest.fail(f"{exc}\n--- pods ---\n{pods}\n--- operator log ---\n{tail}", pytrace=False)
+
+    def upgrade(self, *values: str) -> None:
+        self.helm.run(
+            "upgrade", self.name, str(CHART), "-n", self.namespace, "--reuse-values", *values
+        )
+
+
+def is_ready(pod: client.V1Pod) -> bool:
+    conditions = pod.status.conditions or []
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in conditions
+    )
+
+
+@pytest.fixture(scope="module")
+def module_kubectl(tools_bin: Path, kubeconfig: Path):
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(tools_bin / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode:
+            raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def release(
+    tools_bin: Path,
+    kubeconfig: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    api_client: client.ApiClient,
+    operator_image: str,
+    pod_kafka_bootstrap: str,
+    module_kubectl,
+) -> Iterator[Release]:
+    helm = Helm(tools_bin / "helm", kubeconfig, tmp_path_factory.mktemp("helm"))
+    repository, _, tag = operator_image.rpartition(":")
+    installed = Release(
+        helm,
+        "dlq",
+        "dlq-system",
+        operator_image,
+        pod_kafka_bootstrap,
+        client.CoreV1Api(api_client),
+        module_kubectl,
+    )
+    helm.install(
+        installed.name,
+        installed.namespace,
+        f"--set=image.repository={repository}",
+        f"--set=image.tag={tag}",
+        f"--set=kafka.bootstrapServers={pod_kafka_bootstrap}",
+    )
+    yield installed
+    helm.uninstall(installed.name, installed.namespace)
+    installed.core.delete_namespace(installed.namespace)
+
+
+@pytest.fixture
+def objects(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), {})
+
+
+def dlq_with_worker(
+    objects, kafka_bootstrap: str, namespace: str, source: str, policy: dict[str, Any]
+) -> None:
+    """A source topic, a RetryPolicy and a DLQ that retries into it."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(source, 1, 1)])
+    admin.close()
+    create_object(objects, namespace, "retrypolicies", "policy", policy)
+    create_object(
+        objects,
+        namespace,
+        "deadletterqueues",
+        "orders",
+        {
+            "sourceTopic": source,
+            "topic": {"partitions": 3},
+            "retry": {"policyRef": {"name": "policy"}},
+        },
+    )
+
+
+def worker_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
+    return [
+        p
+        for p in core.list_namespaced_pod(namespace, label_selector=WORKER_SELECTOR).items
+        if not p.metadata.deletion_timestamp
+    ]
+
+
+def envelope(source: str, n: int) -> bytes:
+    return json.dumps(
+        {
+            "originalTopic": source,
+            "originalPartition": 0,
+            "originalOffset": str(n),
+            "originalTimestamp": "2026-01-01T00:00:00.000Z",
+            "event": {"n": n},
+            "error": "downstream timed out",
+            "errorCode": "TIMEOUT",
+            "consumerGroup": "orders-service",
+            "processingTimestamp": "2026-01-01T00:00:00.000Z",
+            "retryCount": 0,
+            "metadata": {},
+        }
+    ).encode()
+
+
+def produce(bootstrap: str, topic: str, numbers: range) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    for n in numbers:
+        producer.send(topic, envelope(topic.removesuffix(".dlq"), n), partition=n % 3)
+    producer.flush()
+    producer.close()
+
+
+def dead_letter_ids(bootstrap: str, topic: str) -> list[str]:
+    return [headers_of(r).get("x-dlq-id", "") for r in read_all(bootstrap, topic)]
+
+
+# -- (a) install --------------------------------------------------------------------------
+def test_the_operator_pod_starts_ready_and_locked_down(release: Release) -> None:
+    pod = release.ready_operator_pod()
+    assert pod.spec.containers[0].image == release.image
+    log = release.wait(
+        lambda: (
+            (text := release.operator_log()) and "Activity 'startup' succeeded" in text and text
+        ),
+        what="startup in the operator's log",
+    )
+    assert "Traceback" not in log
+    # What the kubelet enforces from the chart's securityContext, seen from inside.
+    probe = release.kubectl(
+        "exec",
+        "-n",
+        release.namespace,
+        pod.metadata.name,
+        "--",
+        "sh",
+        "-c",
+        "id -u; grep CapEff /proc/self/status; touch /probe 2>&1; true",
+    ).stdout
+    uid, capabilities, write = probe.strip().splitlines()
+    assert uid == "10001"
+    assert capabilities.split() == ["CapEff:", "0000000000000000"]
+    assert "Read-only file system" in write
+
+
+# -- (b) worker ---------------------------------------------------------------------------
+def test_a_retrying_dlq_gets_a_worker_pod_that_republishes(
+    release: Release, objects, kafka_bootstrap: str, namespace: str, topic_prefix: str
+) -> None:
+    source = f"{topic_prefix}orders"
+    dlq_with_worker(
+        objects,
+        kafka_bootstrap,
+        namespace,
+        source,
+        {"maxRetries": 3, "backoff": {"initialDelay": "0s"}},
+    )
+    dlq = release.wait(
+        lambda: (
+            (obj := get_object(objects, namespace, "deadletterqueues", "orders"))
+            and condition(obj, "Ready").get("status") == "True"
+            and obj
+        ),
+        what="DLQ Ready",
+    )
+    assert condition(dlq, "WorkerReady")["reason"] == "Available"
+    (pod,) = release.wait(
+        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
+    )
+    assert pod.spec.containers[0].image == release.image
+    assert pod.metadata.owner_references[0].kind == "ReplicaSet"
+
+    produce(kafka_bootstrap, f"{source}.dlq", range(20))
+    republished = release.wait(
+        lambda: len(ids := dead_letter_ids(kafka_bootstrap, source)) >= 20 and ids,
+        what="20 records republished",
+    )
+    assert len(set(republished)) == 20
+    # The consumer group that did it is the pod's: its member connects from the pod's IP.
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    (group,) = admin.describe_consumer_groups([retry_group_name(namespace, "orders")])
+    admin.close()
+    assert [m.client_host.lstrip("/") for m in group.members] == [pod.status.pod_ip]
+
+
+# -- (c) policy change --------------------------------------------------------------------
+def test_a_policy_change_rolls_the_worker_to_a_new_replica_set(
+    release: Release, api_client, objects, kafka_bootstrap: str, namespace: str, topic_prefix: str
+) -> None:
+    dlq_with_worker(objects, kafka_bootstrap, namespace, f"{topic_prefix}orders", {"maxRetries": 2})
+    (old,) = release.wait(
+        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
+    )
+    objects.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "retrypolicies", "policy", {"spec": {"maxRetries": 5}}
+    )
+    apps = client.AppsV1Api(api_client)
+
+    def rolled() -> list[client.V1Pod] | None:
+        pods = worker_pods(release.core, namespace)
+        new = [p for p in pods if p.metadata.name != old.metadata.name and is_ready(p)]
+        return new if new and all(p.metadata.name != old.metadata.name for p in pods) else None
+
+    (new,) = release.wait(rolled, what="the old worker pod gone and a new one Ready")
+    sets = apps.list_namespaced_replica_set(namespace, label_selector=WORKER_SELECTOR).items
+    assert len(sets) == 2
+    owner = {p.metadata.owner_references[0].name for p in (old, new)}
+    assert len(owner) == 2, "the new pod belongs to a new ReplicaSet"
+    env = {e.name: e.value for e in new.spec.containers[0].env}
+    assert env["DLQ_WORKER_MAX_RETRIES"] == "5"
+
+
+# -- (d) worker kill ----------------------------------------------------------------------
+def test_killing_the_worker_mid_run_loses_nothing(
+    release: Release, objects, kafka_bootstrap: str, namespace: str, topic_prefix: str
+) -> None:
+    source, total, batch = f"{topic_prefix}orders", 10_000, 500
+    dlq_with_worker(
+        objects,
+        kafka_bootstrap,
+        namespace,
+        source,
+        {"maxRetries": 3, "backoff": {"initialDelay": "0s"}},
+    )
+    (first,) = release.wait(
+        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
+    )
+    killed_at = None
+    for start in range(0, total, batch):
+        produce(kafka_bootstrap, f"{source}.dlq", range(start, start + batch))
+        if killed_at is None and start >= total // 2:
+            killed_at = len(dead_letter_ids(kafka_bootstrap, source))
+            release.kubectl("delete", "pod", "-n", namespace, first.metadata.name, "--wait=false")
+        time.sleep(0.1)
+    assert killed_at is not None and killed_at < total, "the kill came after the run"
+    release.wait(
+        lambda: [
+            p
+            for p in worker_pods(release.core, namespace)
+            if p.metadata.name != first.metadata.name and is_ready(p)
+        ],
+        what="a replacement worker pod",
+    )
+
+    def handled() -> tuple[set[str], int] | None:
+        republished = dead_letter_ids(kafka_bootstrap, source)
+        parked = dead_letter_ids(kafka_bootstrap, f"{source}.dlq.parked")
+        ids = set(republished) | set(parked)
+        return (ids, len(republished) + len(parked)) if len(ids) >= total else None
+
+    ids, records = release.wait(handled, what=f"all {total} records handled", timeout=300)
+    expected = {f"{source}.dlq/{n % 3}/{n // 3}" for n in range(total)}
+    assert ids == expected
+    print(f"killed after {killed_at} republished; {records - total} handled twice, 0 lost")
+
+
+# -- (e) operator kill --------------------------------------------------------------------
+def test_a_force_deleted_operator_pod_comes_back_and_serves(
+    release: Release, objects, namespace: str, topic_prefix: str
+) -> None:
+    old = release.ready_operator_pod()
+    release.kubectl(
+        "delete", "pod", "-n", release.namespace, old.metadata.name, "--force", "--grace-period=0"
+    )
+    create_object(
+        objects, namespace, "deadletterqueues", "late", {"sourceTopic": f"{topic_prefix}late"}
+    )
+    new = release.ready_operator_pod(not_uid=old.metadata.uid)
+    assert new.metadata.name != old.metadata.name
+    release.wait(
+        lambda: (
+            condition(get_object(objects, namespace, "deadletterqueues", "late"), "Ready").get(
+                "status"
+            )
+            == "True"
+        ),
+        what="the DLQ created while the operator was down Ready",
+    )
+
+
+# -- (f) broken worker --------------------------------------------------------------------
+def test_a_worker_that_cannot_start_says_why_and_recovers(
+    release: Release, objects, kafka_bootstrap: str, namespace: str, topic_prefix: str
+) -> None:
+    dlq_with_worker(objects, kafka_bootstrap, namespace, f"{topic_prefix}orders", {})
+
+    def dlq() -> dict[str, Any] | None:
+        return get_object(objects, namespace, "deadletterqueues", "orders")
+
+    release.wait(lambda: condition(dlq(), "Ready").get("status") == "True", what="DLQ Ready")
+    # An image nobody serves (a pull from loopback is refused at once).
+    release.upgrade("--set=workerImage.repository=localhost/dlq-operator-missing")
+    try:
+        broken = release.wait(
+            lambda: condition(dlq(), "WorkerReady").get("reason") == "Unavailable" and dlq(),
+            what="WorkerReady Unavailable",
+        )
+        worker = condition(broken, "WorkerReady")
+        assert worker["status"] == "False"
+        assert any(r in worker["message"] for r in ("ImagePullBackOff", "ErrImagePull")), worker
+        ready = condition(broken, "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "Unavailable")
+    finally:
+        release.upgrade("--set=workerImage.repository=")
+    release.wait(
+        lambda: (
+            condition(dlq(), "Ready").get("status") == "True"
+            and condition(dlq(), "WorkerReady").get("reason") == "Available"
+        ),
+        what="DLQ Ready again with the image fixed",
+    )
+
+
+# -- (g) namespace delete -----------------------------------------------------------------
+def test_deleting_the_namespace_collects_the_worker(
+    release: Release, api_client, objects, kafka_bootstrap: str, unique: str, topic_prefix: str
+) -> None:
+    namespace = f"gone-{unique}"
+    release.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    dlq_with_worker(objects, kafka_bootstrap, namespace, f"{topic_prefix}orders", {})
+    release.wait(
+        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
+    )
+    apps = client.AppsV1Api(api_client)
+    assert apps.read_namespaced_deployment(worker_deployment_name("orders"), namespace)
+    release.core.delete_namespace(namespace)
+
+    def gone() -> bool:
+        try:
+            release.core.read_namespace(namespace)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    release.wait(gone, what="the namespace finished terminating", timeout=180)
+    assert not apps.list_namespaced_deployment(namespace).items
+    assert not apps.list_namespaced_replica_set(namespace).items
+    assert not release.core.list_namespaced_pod(namespace).items
