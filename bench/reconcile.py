@@ -33,7 +33,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kubernetes import client, config, watch
@@ -53,27 +52,6 @@ def manifest(name: str, source: str) -> dict:
         "metadata": {"name": name},
         "spec": {"sourceTopic": source},
     }
-
-
-def apply_crds(api: client.ApiClient) -> None:
-    extensions = client.ApiextensionsV1Api(api)
-    for path in sorted((support.ROOT / "crds").glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        try:
-            extensions.create_custom_resource_definition(crd)
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-    objects = client.CustomObjectsApi(api)
-    support.wait_until(lambda: _listable(objects), 60, "CRDs established")
-
-
-def _listable(objects: client.CustomObjectsApi) -> bool:
-    try:
-        objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-        return True
-    except client.ApiException:
-        return False
 
 
 def create_namespace(api: client.ApiClient, name: str) -> None:
@@ -229,7 +207,7 @@ def main() -> None:
     with support.platform() as env, tempfile.TemporaryDirectory(prefix="dlq-bench-") as logs:
         support.note(f"operator logs: {logs}")
         api = config.new_client_from_config(config_file=env["KUBECONFIG"])
-        apply_crds(api)
+        support.apply_crds(api)
         bootstrap = env["DLQ_KAFKA_BOOTSTRAP_SERVERS"]
         support.note("warming up the broker and the API server")
         warm_up(api, bootstrap, args.count, args.warm_up_rounds)

@@ -25,8 +25,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
+from kubernetes import client
+from kubernetes.client import ApiClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
@@ -79,6 +82,28 @@ def platform() -> Iterator[dict[str, str]]:
 
 def free_port() -> int:
     return local_platform.free_port()
+
+
+def apply_crds(api: ApiClient) -> None:
+    """The project's CRDs, applied and served."""
+    extensions = client.ApiextensionsV1Api(api)
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        try:
+            extensions.create_custom_resource_definition(crd)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    objects = client.CustomObjectsApi(api)
+    wait_until(lambda: _listable(objects), 60, "CRDs established")
+
+
+def _listable(objects: client.CustomObjectsApi) -> bool:
+    try:
+        objects.list_cluster_custom_object("dlq.orion.io", "v1alpha1", "deadletterqueues")
+        return True
+    except client.ApiException:
+        return False
 
 
 # -- topics -----------------------------------------------------------------------------------
