@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Builds the local platform's tools once and caches them outside the repository:
-#   kube-apiserver, kubectl, etcd  (one Go module pinned to a Kubernetes release)
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
+#   kubectl                         (one Go module pinned to a Kubernetes release)
 #   helm                            (go install at a pinned version)
 #   Kafka jars                      (Maven, from a generated pom)
+#   the pause image                 (the release's pause.c, static, as an OCI archive)
+# and installs the node's Debian packages when one is missing (containerd, runc, CNI
+# plugins, iptables, conntrack, kcat, buildah).
 # Safe to re-run: a tool whose binary or stamp exists is not rebuilt.
 set -euo pipefail
 
@@ -21,9 +25,14 @@ run_logged() { # name log cmd...
   "$@" >"$log" 2>&1 || fail "$name" "$*" "$log"
 }
 
+kube_tools=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+
 build_kube() {
-  local stamp="$bin/.kube-$KUBERNETES_VERSION-r2"
-  [ -f "$stamp" ] && [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ] && return 0
+  local stamp="$bin/.kube-$KUBERNETES_VERSION-r3" tool
+  if [ -f "$stamp" ] && [ -x "$bin/etcd" ]; then
+    for tool in "${kube_tools[@]}"; do [ -x "$bin/$tool" ] || break; done
+    [ -x "$bin/$tool" ] && return 0
+  fi
   local mod="$cache/src/kube-$KUBERNETES_VERSION" log="$logs/build-kube.log"
   mkdir -p "$mod/etcd"
   : >"$log"
@@ -63,7 +72,11 @@ package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   ( cd "$mod" && run_logged "go mod tidy (kube tools)" "$log" go mod tidy )
@@ -76,8 +89,67 @@ GO
   done
   local flags=(-trimpath -ldflags "-s -w$x")
   ( cd "$mod" && run_logged etcd "$logs/build-etcd.log" go build "${flags[@]}" -o "$bin/etcd" ./etcd )
-  ( cd "$mod" && run_logged kube-apiserver "$logs/build-kube-apiserver.log" go build "${flags[@]}" -o "$bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver )
-  ( cd "$mod" && run_logged kubectl "$logs/build-kubectl.log" go build "${flags[@]}" -o "$bin/kubectl" k8s.io/kubernetes/cmd/kubectl )
+  for tool in "${kube_tools[@]}"; do
+    ( cd "$mod" && run_logged "$tool" "$logs/build-$tool.log" go build "${flags[@]}" -o "$bin/$tool" "k8s.io/kubernetes/cmd/$tool" )
+  done
+  rm -f "$bin"/.kube-*
+  touch "$stamp"
+}
+
+kube_source() { # the pinned k8s.io/kubernetes module's source directory (downloaded if needed)
+  (cd "$cache" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+}
+
+# The node's Debian packages (the kubelet's runtime, the CNI plugins, kube-proxy's tools, and
+# kcat and buildah for the demo and the images). apt runs only when one is missing.
+node_packages=(containerd runc containernetworking-plugins iptables conntrack kcat buildah)
+
+install_packages() {
+  local missing=() pkg log="$logs/install-packages.log"
+  for pkg in "${node_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  : >"$log"
+  run_logged "apt-get update" "$log" "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update
+  DEBIAN_FRONTEND=noninteractive run_logged "Debian packages ${missing[*]}" "$log" \
+    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
+}
+
+# The pod sandbox image, built here as the release builds it (build/pause: the static
+# pause.c, user 65535, entrypoint /pause) because no registry is reachable.
+pause_ref="localhost/dlq-pause:$PAUSE_VERSION"
+pause_archive="$cache/images/pause-$PAUSE_VERSION.tar"
+
+build_pause() {
+  local stamp="$cache/images/.pause-$PAUSE_VERSION-$KUBERNETES_VERSION" log="$logs/build-pause.log" src
+  [ -f "$stamp" ] && [ -s "$pause_archive" ] && return 0
+  install_packages
+  mkdir -p "$cache/images"
+  : >"$log"
+  src=$(kube_source)
+  [ -n "$src" ] || fail "pause image" "go mod download k8s.io/kubernetes@$KUBERNETES_VERSION" "$log"
+  local tag ref=$pause_ref archive=$pause_archive
+  tag=$(sed -n 's/^TAG ?= *//p' "$src/build/pause/Makefile")
+  [ "$tag" = "$PAUSE_VERSION" ] ||
+    echo "build-tools: note: Kubernetes $KUBERNETES_VERSION's pause is $tag, PAUSE_VERSION is $PAUSE_VERSION" >&2
+  local work="$cache/images/pause-build"
+  rm -rf "$work" && mkdir -p "$work"
+  run_logged "pause binary" "$log" gcc -Os -Wall -Werror -static "-DVERSION=v$tag-$KUBERNETES_VERSION" \
+    -o "$work/pause" "$src/build/pause/linux/pause.c"
+  local buildah=(buildah --root "$cache/containers/storage" --runroot "$cache/containers/run" --storage-driver vfs)
+  local ctr
+  ctr=$("${buildah[@]}" from scratch 2>>"$log") || fail "pause image" "buildah from scratch" "$log"
+  {
+    "${buildah[@]}" copy "$ctr" "$work/pause" /pause &&
+      "${buildah[@]}" config --entrypoint '["/pause"]' --user 65535:65535 --os linux --arch amd64 "$ctr" &&
+      "${buildah[@]}" commit --format oci --rm "$ctr" "$ref" &&
+      rm -f "$archive" &&
+      "${buildah[@]}" push "$ref" "oci-archive:$archive:$ref"
+  } >>"$log" 2>&1 || fail "pause image" "buildah commit/push $ref" "$log"
+  rm -rf "$work"
   touch "$stamp"
 }
 
@@ -106,15 +178,19 @@ if [ "${1:-}" = "--print-paths" ]; then
   echo "BIN_DIR=$bin"
   echo "KAFKA_LIBS=$kafka_dir/libs"
   echo "LOG_DIR=$logs"
+  echo "PAUSE_ARCHIVE=$pause_archive"
+  echo "PAUSE_IMAGE=$pause_ref"
   exit 0
 fi
 
-targets=${*:-kafka kube helm}
+targets=${*:-packages kafka kube helm pause}
 for t in $targets; do
   case $t in
+    packages | node) install_packages ;;
     kube) build_kube ;;
     helm) build_helm ;;
     kafka) fetch_kafka ;;
-    *) echo "build-tools: unknown target '$t' (kafka|kube|helm)" >&2; exit 2 ;;
+    pause) build_pause ;;
+    *) echo "build-tools: unknown target '$t' (packages|node|kafka|kube|helm|pause)" >&2; exit 2 ;;
   esac
 done
