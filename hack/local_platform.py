@@ -7,13 +7,19 @@
     python hack/local_platform.py env       shell lines to export KUBECONFIG and the Kafka servers
     python hack/local_platform.py stop kafka|start kafka   (for outage tests and demos)
 
-Components: etcd and kube-apiserver (RBAC on, client-certificate admin, no kubelet: the
-envtest way) and one Apache Kafka node in KRaft combined mode. Ports are picked free on
-every `up`, so several platforms (a demo and a test run) can live side by side; each keeps
-its state in its own directory (``DLQ_PLATFORM_DIR``, default ``~/.cache/dlq-operator/platform``).
+    python hack/local_platform.py load-image ARCHIVE   (an OCI archive into the node)
 
-Only the standard library and the ``openssl`` command are used here, plus kafka-python for
-the broker readiness check, so the script runs before the project is installed elsewhere.
+Components: a one-node Kubernetes cluster (etcd, kube-apiserver with RBAC and a
+client-certificate admin, kube-controller-manager, kube-scheduler, and the node:
+containerd, the kubelet and kube-proxy, see ``local_node``) and one Apache Kafka node in
+KRaft combined mode, which listens on 127.0.0.1 and on the pods' bridge. Ports are picked
+free on every `up`. Each platform keeps its state in its own directory
+(``DLQ_PLATFORM_DIR``, default ``~/.cache/dlq-operator/platform``); the node is
+machine-wide, so starting a platform brings down the one that runs elsewhere.
+
+Runs as root (the node sets up cgroups, mounts, a bridge and iptables rules). Only the
+standard library and the ``openssl`` and ``ip`` commands are used here, plus kafka-python
+for the broker readiness check, so the script runs before the project is installed.
 """
 
 from __future__ import annotations
@@ -35,10 +41,38 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import local_node
+from local_node import NODE_NAME, Network
+
 HACK = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("DLQ_CACHE_DIR", Path.home() / ".cache" / "dlq-operator"))
 DEFAULT_STATE = CACHE / "platform"
-COMPONENTS = ("etcd", "kube-apiserver", "kafka")
+# Which platform's node runs on this machine (there is room for one).
+NODE_OWNER = CACHE / "node-owner"
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+    "kafka",
+)
+PORTS = (
+    "etcd",
+    "etcd-peer",
+    "apiserver",
+    "controller-manager",
+    "scheduler",
+    "kubelet",
+    "kubelet-healthz",
+    "proxy-healthz",
+    "proxy-metrics",
+    "kafka",
+    "kafka-pods",
+    "controller",
+)
 READY_TIMEOUT = 120.0
 
 
@@ -50,6 +84,8 @@ class PlatformError(RuntimeError):
 class Tools:
     bin_dir: Path
     kafka_libs: Path
+    pause_archive: Path
+    pause_image: str
 
     @classmethod
     def locate(cls) -> Tools:
@@ -60,7 +96,12 @@ class Tools:
             text=True,
         ).stdout
         paths = dict(line.split("=", 1) for line in out.split())
-        return cls(Path(paths["BIN_DIR"]), Path(paths["KAFKA_LIBS"]))
+        return cls(
+            Path(paths["BIN_DIR"]),
+            Path(paths["KAFKA_LIBS"]),
+            Path(paths["PAUSE_ARCHIVE"]),
+            paths["PAUSE_IMAGE"],
+        )
 
     def build(self) -> None:
         """Builds whatever is missing (cached; a second call is a no-op)."""
@@ -95,13 +136,37 @@ class Platform:
         if not state:
             raise PlatformError(f"no platform in {self.dir}: run 'up' first")
         bootstrap = f"127.0.0.1:{state['ports']['kafka']}"
+        pods_bootstrap = f"{self.network.gateway}:{state['ports']['kafka-pods']}"
         return {
             "KUBECONFIG": str(self.kubeconfig),
             "DLQ_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "KAFKA_BROKERS": bootstrap,
+            # Where pods reach the broker (the host reaches it there too).
+            "DLQ_POD_KAFKA_BOOTSTRAP_SERVERS": pods_bootstrap,
+            "DLQ_NODE_NAME": NODE_NAME,
+            "CONTAINERD_ADDRESS": str(self.containerd_socket),
             "DLQ_PLATFORM_DIR": str(self.dir),
             "DLQ_TOOLS_BIN": state["bin_dir"],
         }
+
+    @property
+    def network(self) -> Network:
+        return Network(**self.state()["network"])
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.dir / "containerd" / "containerd.sock"
+
+    def load_image(self, archive: Path) -> None:
+        """Imports an OCI archive into the node's containerd, under the name it carries."""
+        self._ctr("images", "import", "--digests", str(archive))
+
+    def _ctr(self, *args: str) -> str:
+        cmd = ["ctr", "--address", str(self.containerd_socket), "--namespace", "k8s.io", *args]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode:
+            raise PlatformError(f"'{' '.join(cmd)}' failed: {result.stderr.strip()}")
+        return result.stdout
 
     # -- lifecycle -------------------------------------------------------------
     def up(self, build: bool = True) -> dict[str, str]:
@@ -113,23 +178,34 @@ class Platform:
             return self.environment()
         if state:
             self.down()
+        self._take_over_the_node(tools)
         self.logs.mkdir(parents=True, exist_ok=True)
-        ports = {
-            name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kafka", "controller")
-        }
+        ports = {name: free_port() for name in PORTS}
+        network = local_node.pick_network()
         state = {
             "ports": ports,
             "pids": {},
+            "network": {"pod_cidr": network.pod_cidr, "service_cidr": network.service_cidr},
             "bin_dir": str(tools.bin_dir),
             "kafka_libs": str(tools.kafka_libs),
         }
         self._save(state)
+        NODE_OWNER.write_text(str(self.dir))
         try:
-            self._make_pki()
+            local_node.create_bridge(network)
+            self._make_pki(network)
             self._start_etcd(state)
             self._start_apiserver(state)
             self._write_kubeconfig(ports["apiserver"])
+            self._start_control_plane(state)
+            self._start_node(state, tools)
             self._start_kafka(state, format_storage=True)
+            self._wait("kubelet", self._node_ready, what="the node Ready and schedulable")
+            self._wait(
+                "kube-controller-manager",
+                lambda: self._api_ok("/api/v1/namespaces/default/serviceaccounts/default"),
+                what="the default ServiceAccount",
+            )
         except BaseException:
             self.down()
             raise
@@ -139,7 +215,24 @@ class Platform:
         state = self.state()
         for component in reversed(COMPONENTS):
             self._stop(state, component)
+            if component == "containerd":
+                local_node.reset_machine(Path(state.get("bin_dir", "")) / "kube-proxy")
+                local_node.unmount_under(self.dir)
+        if NODE_OWNER.exists() and NODE_OWNER.read_text() == str(self.dir):
+            NODE_OWNER.unlink()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _take_over_the_node(self, tools: Tools) -> None:
+        """One node per machine: a platform elsewhere that still runs is brought down,
+        and whatever a crashed one left is cleared."""
+        owner = Path(NODE_OWNER.read_text()) if NODE_OWNER.exists() else None
+        if owner and owner != self.dir and (owner / "state.json").exists():
+            print(
+                f"local-platform: stopping the platform in {owner} (one node per machine)",
+                file=sys.stderr,
+            )
+            Platform(owner).down()
+        local_node.reset_machine(tools.bin_dir / "kube-proxy")
 
     def stop(self, component: str) -> None:
         state = self.state()
@@ -164,7 +257,7 @@ class Platform:
         return report
 
     # -- components ------------------------------------------------------------
-    def _make_pki(self) -> None:
+    def _make_pki(self, network: Network) -> None:
         self.pki.mkdir(parents=True, exist_ok=True)
         ssl_run = self._openssl
         ssl_run(
@@ -185,10 +278,22 @@ class Platform:
         self.issue_cert(
             "apiserver",
             "/CN=kube-apiserver",
-            san="DNS:localhost,DNS:kubernetes.default.svc,IP:127.0.0.1",
+            san="DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+            f"IP:127.0.0.1,IP:{network.gateway},IP:{network.kubernetes_service_ip}",
             server=True,
         )
         self.issue_cert("admin", "/O=system:masters/CN=admin")
+        # The API server's identity towards the kubelet (logs, exec, port-forward).
+        self.issue_cert(
+            "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client"
+        )
+        self.issue_cert("kube-controller-manager", "/CN=system:kube-controller-manager")
+        self.issue_cert("kube-scheduler", "/CN=system:kube-scheduler")
+        self.issue_cert("kube-proxy", "/CN=system:kube-proxy")
+        self.issue_cert("kubelet", f"/O=system:nodes/CN=system:node:{NODE_NAME}")
+        self.issue_cert(
+            "kubelet-serving", f"/CN={NODE_NAME}", san=f"IP:{network.gateway}", server=True
+        )
         ssl_run("genrsa", "-out", "sa.key", "2048")
         ssl_run("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
 
@@ -275,8 +380,9 @@ class Platform:
             [
                 f"{state['bin_dir']}/kube-apiserver",
                 f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                # Pods reach it here, as the kubernetes Service's endpoint; so does the host.
+                f"--bind-address={self.network.gateway}",
+                f"--advertise-address={self.network.gateway}",
                 f"--secure-port={ports['apiserver']}",
                 f"--cert-dir={pki}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
@@ -285,18 +391,21 @@ class Platform:
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--authorization-mode=RBAC",
+                f"--service-cluster-ip-range={self.network.service_cidr}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                # The node's name does not resolve; its address does.
+                "--kubelet-preferred-address-types=InternalIP",
                 "--allow-privileged=true",
-                # No kubelets or controller-manager here: pods are never scheduled.
-                "--disable-admission-plugins=ServiceAccount",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=1",
             ],
         )
         ctx = self._admin_ssl_context()
-        url = f"https://127.0.0.1:{ports['apiserver']}/readyz"
+        url = f"https://{self.network.gateway}:{ports['apiserver']}/readyz"
         self._wait("kube-apiserver", lambda: http_ok(url, expect=b"ok", context=ctx))
 
     def _admin_ssl_context(self) -> ssl.SSLContext:
@@ -319,7 +428,7 @@ class Platform:
                 {
                     "name": "dlq-local",
                     "cluster": {
-                        "server": f"https://127.0.0.1:{port}",
+                        "server": f"https://{self.network.gateway}:{port}",
                         "certificate-authority-data": b64(self.pki / "ca.crt"),
                     },
                 }
@@ -338,6 +447,120 @@ class Platform:
         path.write_text(json.dumps(config, indent=2))
         return path
 
+    def _start_control_plane(self, state: dict) -> None:
+        """kube-controller-manager (Deployments, ReplicaSets, Jobs, garbage collection,
+        namespace finalization, ServiceAccounts and their tokens) and kube-scheduler."""
+        ports, pki, bin_dir = state["ports"], self.pki, state["bin_dir"]
+        self._spawn(
+            state,
+            "kube-controller-manager",
+            [
+                f"{bin_dir}/kube-controller-manager",
+                f"--kubeconfig={self._component_kubeconfig('kube-controller-manager')}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['controller-manager']}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+                f"--cluster-signing-key-file={pki / 'ca.key'}",
+                f"--service-cluster-ip-range={self.network.service_cidr}",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            state,
+            "kube-scheduler",
+            [
+                f"{bin_dir}/kube-scheduler",
+                f"--kubeconfig={self._component_kubeconfig('kube-scheduler')}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['scheduler']}",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
+
+    def _start_node(self, state: dict, tools: Tools) -> None:
+        """containerd (with the local pause image), the kubelet and kube-proxy."""
+        ports, bin_dir, network = state["ports"], state["bin_dir"], self.network
+        root = self.containerd_socket.parent
+        cni_conf, node_dir = self.dir / "cni" / "net.d", self.dir / "node"
+        for directory in (root, cni_conf, node_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        config = root / "config.toml"
+        config.write_text(local_node.containerd_config(root, tools.pause_image, cni_conf))
+        (cni_conf / "10-dlq-pods.conflist").write_text(
+            local_node.cni_conflist(network, self.dir / "cni" / "ipam")
+        )
+        self._spawn(state, "containerd", ["containerd", "--config", str(config)])
+        self._wait("containerd", lambda: self._ctr_ok("version"), what="containerd's socket")
+        self.load_image(tools.pause_archive)
+
+        kubelet_config = node_dir / "kubelet.json"
+        kubelet_config.write_text(
+            local_node.kubelet_config(
+                network,
+                self.pki,
+                self.containerd_socket,
+                ports["kubelet"],
+                ports["kubelet-healthz"],
+            )
+        )
+        self._spawn(
+            state,
+            "kubelet",
+            [
+                f"{bin_dir}/kubelet",
+                f"--config={kubelet_config}",
+                f"--kubeconfig={self._component_kubeconfig('kubelet')}",
+                f"--root-dir={node_dir / 'kubelet'}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={network.gateway}",
+                "--v=1",
+            ],
+        )
+        proxy_config = node_dir / "kube-proxy.json"
+        proxy_config.write_text(
+            local_node.kube_proxy_config(
+                network,
+                self._component_kubeconfig("kube-proxy"),
+                ports["proxy-healthz"],
+                ports["proxy-metrics"],
+            )
+        )
+        self._spawn(
+            state, "kube-proxy", [f"{bin_dir}/kube-proxy", f"--config={proxy_config}", "--v=1"]
+        )
+
+    def _component_kubeconfig(self, user: str) -> Path:
+        return self.write_kubeconfig(self.dir / f"{user}.kubeconfig", user)
+
+    def _ctr_ok(self, *args: str) -> bool:
+        try:
+            self._ctr(*args)
+        except PlatformError:
+            return False
+        return True
+
+    def _api_get(self, path: str) -> dict | None:
+        url = f"https://{self.network.gateway}:{self.state()['ports']['apiserver']}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=self._admin_ssl_context()) as r:
+                return json.loads(r.read())
+        except (OSError, ValueError):
+            return None
+
+    def _api_ok(self, path: str) -> bool:
+        return self._api_get(path) is not None
+
+    def _node_ready(self) -> bool:
+        node = self._api_get(f"/api/v1/nodes/{NODE_NAME}") or {}
+        conditions = (node.get("status") or {}).get("conditions") or []
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return ready and not (node.get("spec") or {}).get("unschedulable")
+
     def _start_kafka(self, state: dict, format_storage: bool) -> None:
         ports = state["ports"]
         kafka_dir = self.dir / "kafka"
@@ -347,6 +570,8 @@ class Platform:
             KAFKA_PROPERTIES.format(
                 node_id=1,
                 broker=ports["kafka"],
+                pods=ports["kafka-pods"],
+                gateway=self.network.gateway,
                 controller=ports["controller"],
                 data=kafka_dir / "data",
             )
@@ -402,7 +627,7 @@ class Platform:
         state.setdefault("commands", {})[component] = cmd
         self._save(state)
 
-    def _wait(self, component: str, ready) -> None:
+    def _wait(self, component: str, ready, what: str | None = None) -> None:
         state = self.state()
         log = self.logs / f"{component}.log"
         deadline = time.monotonic() + READY_TIMEOUT
@@ -416,7 +641,8 @@ class Platform:
                 return
             time.sleep(0.25)
         raise PlatformError(
-            f"{component} not ready after {READY_TIMEOUT:.0f}s (log: {log})\n{tail(log)}"
+            f"{what or component} not ready after {READY_TIMEOUT:.0f}s: "
+            f"{' '.join(state['commands'][component])} (log: {log})\n{tail(log)}"
         )
 
     def _alive(self, state: dict, component: str) -> bool:
@@ -449,11 +675,11 @@ KAFKA_PROPERTIES = """\
 process.roles=broker,controller
 node.id={node_id}
 controller.quorum.bootstrap.servers=127.0.0.1:{controller}
-listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}
+listeners=PLAINTEXT://127.0.0.1:{broker},PODS://{gateway}:{pods},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{broker},PODS://{gateway}:{pods},CONTROLLER://127.0.0.1:{controller}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,PODS:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={data}
 num.partitions=1
 default.replication.factor=1
@@ -553,9 +779,12 @@ def tail(path: Path, lines: int = 15) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "command", choices=["up", "down", "status", "env", "stop", "start", "build"]
+        "command",
+        choices=["up", "down", "status", "env", "stop", "start", "build", "load-image"],
     )
-    parser.add_argument("component", nargs="?", choices=COMPONENTS)
+    parser.add_argument(
+        "component", nargs="?", help="kafka (stop, start) or an archive (load-image)"
+    )
     args = parser.parse_args(argv)
     platform = Platform()
     try:
@@ -577,6 +806,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "env":
             for key, value in platform.environment().items():
                 print(f"export {key}={value}")
+        elif args.command == "load-image":
+            if not args.component:
+                parser.error("load-image needs the path of an OCI archive")
+            platform.load_image(Path(args.component))
         elif args.command in ("stop", "start"):
             if not args.component:
                 parser.error(f"{args.command} needs a component: {', '.join(COMPONENTS)}")
