@@ -49,9 +49,8 @@ crds: venv ## regenerate crds/ and the chart's copy from the pydantic models
 	$(PY) -m dlq_operator.api.crdgen
 	$(PY) -m dlq_operator.api.crdgen --output charts/dlq-operator/crds
 
-image: ## build the container image (needs a Docker engine)
-	docker build --build-arg VERSION=$$($(PY) -c 'import dlq_operator; print(dlq_operator.__version__)') \
-	  --build-arg REVISION=$$(git rev-parse HEAD) -t dlq-operator:dev .
+image: ## build the image from the Dockerfile with buildah (no Docker engine), as an OCI archive
+	$(PYTHON) hack/image.py build
 
 platform-up: tools ## start the local platform (prints the environment to use)
 	$(PLATFORM) up

@@ -2,7 +2,7 @@
 # Builds the local platform's tools once and caches them outside the repository:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
 #   kubectl                         (one Go module pinned to a Kubernetes release)
-#   helm                            (go install at a pinned version)
+#   helm, crictl                    (go install at a pinned version)
 #   Kafka jars                      (Maven, from a generated pom)
 #   the pause image                 (the release's pause.c, static, as an OCI archive)
 # and installs the node's Debian packages when one is missing (containerd, runc, CNI
@@ -102,7 +102,7 @@ kube_source() { # the pinned k8s.io/kubernetes module's source directory (downlo
 
 # The node's Debian packages (the kubelet's runtime, the CNI plugins, kube-proxy's tools, and
 # kcat and buildah for the demo and the images). apt runs only when one is missing.
-node_packages=(containerd runc containernetworking-plugins iptables conntrack kcat buildah)
+node_packages=(containerd runc containernetworking-plugins iptables conntrack kcat buildah debootstrap)
 
 install_packages() {
   local missing=() pkg log="$logs/install-packages.log"
@@ -153,6 +153,13 @@ build_pause() {
   touch "$stamp"
 }
 
+build_crictl() { # the CRI client: down removes pod sandboxes through the runtime (CNI teardown included)
+  local stamp="$bin/.crictl-$CRICTL_VERSION"
+  [ -f "$stamp" ] && [ -x "$bin/crictl" ] && return 0
+  GOBIN="$bin" run_logged crictl "$logs/build-crictl.log" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+  touch "$stamp"
+}
+
 build_helm() {
   local stamp="$bin/.helm-$HELM_VERSION"
   [ -f "$stamp" ] && [ -x "$bin/helm" ] && return 0
@@ -183,14 +190,15 @@ if [ "${1:-}" = "--print-paths" ]; then
   exit 0
 fi
 
-targets=${*:-packages kafka kube helm pause}
+targets=${*:-packages kafka kube crictl helm pause}
 for t in $targets; do
   case $t in
     packages | node) install_packages ;;
     kube) build_kube ;;
     helm) build_helm ;;
+    crictl) build_crictl ;;
     kafka) fetch_kafka ;;
     pause) build_pause ;;
-    *) echo "build-tools: unknown target '$t' (packages|node|kafka|kube|helm|pause)" >&2; exit 2 ;;
+    *) echo "build-tools: unknown target '$t' (packages|node|kafka|kube|crictl|helm|pause)" >&2; exit 2 ;;
   esac
 done
