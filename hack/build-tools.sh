@@ -139,7 +139,7 @@ build_pause() {
   rm -rf "$work" && mkdir -p "$work"
   run_logged "pause binary" "$log" gcc -Os -Wall -Werror -static "-DVERSION=v$tag-$KUBERNETES_VERSION" \
     -o "$work/pause" "$src/build/pause/linux/pause.c"
-  local buildah=(buildah --root "$cache/containers/storage" --runroot "$cache/containers/run" --storage-driver vfs)
+  local buildah=(buildah --root "$cache/containers/overlay" --runroot "$cache/containers/overlay-run" --storage-driver overlay)
   local ctr
   ctr=$("${buildah[@]}" from scratch 2>>"$log") || fail "pause image" "buildah from scratch" "$log"
   {

@@ -3,7 +3,7 @@
 
     python hack/image.py build      prints IMAGE=<ref> and ARCHIVE=<oci archive>
 
-buildah (chroot isolation, vfs storage under the cache dir) builds the Dockerfile on a
+buildah (chroot isolation, overlay storage under the cache dir) builds the Dockerfile on a
 Python 3.11 base made here from Debian's packages by debootstrap, passed as the
 ``PYTHON_IMAGE`` build-arg (the Dockerfile's own default, for everybody else, is the
 public ``python:3.11-slim``). The result is tagged by a digest of what goes into it and
@@ -58,11 +58,11 @@ def buildah(*args: str) -> list[str]:
     return [
         "buildah",
         "--root",
-        str(CACHE / "containers" / "storage"),
+        str(CACHE / "containers" / "overlay"),
         "--runroot",
-        str(CACHE / "containers" / "run"),
+        str(CACHE / "containers" / "overlay-run"),
         "--storage-driver",
-        "vfs",
+        "overlay",
         *args,
     ]
 
