@@ -269,9 +269,10 @@ def test_a_retrying_dlq_gets_a_worker_pod_that_republishes(
     assert len(set(republished)) == 20
     # The consumer group that did it is the pod's: its member connects from the pod's IP.
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    (group,) = admin.describe_consumer_groups([retry_group_name(namespace, "orders")])
+    group = admin.describe_groups([retry_group_name(namespace, "orders")])
     admin.close()
-    assert [m.client_host.lstrip("/") for m in group.members] == [pod.status.pod_ip]
+    members = next(iter(group.values()))["members"]
+    assert [m["client_host"].lstrip("/") for m in members] == [pod.status.pod_ip], members
 
 
 # -- (c) policy change --------------------------------------------------------------------
