@@ -192,3 +192,61 @@ def test_operator_killed_mid_replay_resumes(
     # At most the batch in flight at the kill (MAX_BATCH records when unthrottled) comes twice.
     assert repeats <= MAX_BATCH
     assert max(replayed.values()) <= 2
+
+
+def test_a_request_for_a_queue_that_does_not_exist_yet_waits_for_it(
+    objects, kafka_bootstrap, namespace, topic_prefix
+):
+    source = f"{topic_prefix}early"
+    request(objects, namespace, "early")
+    waiting = wait_phase(objects, namespace, "early", "Pending")
+    ready = next(c for c in waiting["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "WaitingForDeadLetterQueue" and "orders" in ready["message"]
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(source, 1, 1)])
+    admin.close()
+    create_object(objects, namespace, "deadletterqueues", "orders", {"sourceTopic": source})
+    done = wait_phase(objects, namespace, "early", "Succeeded")
+    assert done["replayed"] == 0
+
+
+ONE_COMMIT = {
+    "policy": ("RetryPolicy", "standard", {"maxRetries": 2}),
+    "queue": ("DeadLetterQueue", "orders", {"retry": {"policyRef": {"name": "standard"}}}),
+    "request": ("ReprocessRequest", "replay", {"deadLetterQueueRef": {"name": "orders"}}),
+}
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ("policy", "queue", "request"),
+        ("policy", "request", "queue"),
+        ("queue", "policy", "request"),
+        ("queue", "request", "policy"),
+        ("request", "policy", "queue"),
+        ("request", "queue", "policy"),
+    ],
+)
+def test_one_apply_of_policy_queue_and_request_in_any_order_succeeds(
+    objects, kubectl, namespace, topic_prefix, order
+):
+    documents = []
+    for part in order:
+        kind, name, spec = ONE_COMMIT[part]
+        if kind == "DeadLetterQueue":
+            spec = {**spec, "sourceTopic": f"{topic_prefix}orders"}
+        documents.append(
+            json.dumps(
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": kind,
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }
+            )
+        )
+    kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(documents))
+    done = wait_phase(objects, namespace, "replay", "Succeeded")
+    assert done["phase"] == "Succeeded"

@@ -7,7 +7,9 @@ flight is sent twice (with the same ``x-dlq-id`` headers).
 
 At most one request per DeadLetterQueue replays at a time (two replays of one queue would
 race on its resolved watermarks and surprise whoever reads the target); the others wait
-``Pending``. ``spec.suspend`` or deleting the request cancels it between two batches.
+``Pending``. So does a request whose DeadLetterQueue, or its topic, is not there yet:
+objects applied together arrive in any order, and the request starts once its queue's
+topic is ready. ``spec.suspend`` or deleting the request cancels it between two batches.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from dlq_operator.api import DeadLetterQueueSpec, ReprocessPhase, ReprocessRequestSpec
-from dlq_operator.api.conditions import set_condition
+from dlq_operator.api.conditions import get_condition, set_condition
 from dlq_operator.api.naming import resolved_group_name
 from dlq_operator.api.reprocessrequest import ReprocessSource
 from dlq_operator.errors import DlqError
@@ -35,6 +37,8 @@ from dlq_operator.settings import KafkaSettings
 
 PLURAL = "reprocessrequests"
 TERMINAL = {ReprocessPhase.SUCCEEDED, ReprocessPhase.FAILED, ReprocessPhase.CANCELLED}
+# How often a waiting request looks again at what it waits for.
+WAIT_POLL_SECONDS = 2.0
 
 REPLAYED = Counter(
     "dlq_reprocess_records_total",
@@ -100,29 +104,44 @@ class ReprocessController:
                 ref, status, ReprocessPhase.CANCELLED, "suspended before it started", None
             )
             return
-        slot = (ref.namespace, spec.dead_letter_queue_ref.name)
-        while self.running.get(slot, ref.name) != ref.name:
-            await self._write(
-                ref,
-                status,
-                {"phase": ReprocessPhase.PENDING.value},
-                "Ready",
-                False,
-                "WaitingForOtherRequest",
-                f"ReprocessRequest {self.running[slot]} is replaying "
-                f"{spec.dead_letter_queue_ref.name}; this one waits",
+        queue = spec.dead_letter_queue_ref.name
+        slot = (ref.namespace, queue)
+        waiting_for = None  # the reason last written, so a wait writes its status once
+        while True:
+            dlq = await asyncio.to_thread(
+                self.kube.get_object, "deadletterqueues", ref.namespace, queue
             )
-            await asyncio.sleep(1.0)
+            reason, message = _waits_for(dlq, queue, ref.namespace)
+            if reason is None and self.running.get(slot, ref.name) != ref.name:
+                reason = "WaitingForOtherRequest"
+                message = (
+                    f"ReprocessRequest {self.running[slot]} is replaying {queue}; this one waits"
+                )
+            if reason is None:
+                break
+            if reason != waiting_for:
+                await self._write(
+                    ref,
+                    status,
+                    {"phase": ReprocessPhase.PENDING.value},
+                    "Ready",
+                    False,
+                    reason,
+                    message,
+                )
+                waiting_for = reason
+            await asyncio.sleep(WAIT_POLL_SECONDS)
             if stopping() or deleted():
                 return
             if suspended():
                 await self._finish(ref, status, ReprocessPhase.CANCELLED, "suspended", None)
                 return
+        assert dlq is not None  # _waits_for waits while there is none
         self.running[slot] = ref.name
         RUNNING.inc()
         try:
             await self._replay(
-                ref, spec, status, StopSignal(stopping, suspended), deleted, stopping
+                ref, spec, dlq, status, StopSignal(stopping, suspended), deleted, stopping
             )
         finally:
             RUNNING.dec()
@@ -132,23 +151,12 @@ class ReprocessController:
         self,
         ref: RequestRef,
         spec: ReprocessRequestSpec,
+        dlq: Mapping[str, Any],
         status: Mapping[str, Any],
         stop: StopSignal,
         deleted: Callable[[], bool],
         stopping: Callable[[], bool],
     ) -> None:
-        dlq = await asyncio.to_thread(
-            self.kube.get_object, "deadletterqueues", ref.namespace, spec.dead_letter_queue_ref.name
-        )
-        if dlq is None:
-            await self._finish(
-                ref,
-                status,
-                ReprocessPhase.FAILED,
-                f"DeadLetterQueue {spec.dead_letter_queue_ref.name} not found in {ref.namespace}",
-                None,
-            )
-            return
         dlq_spec = DeadLetterQueueSpec.model_validate(dlq["spec"])
         topic = (
             dlq_spec.parked_topic_name
@@ -261,6 +269,22 @@ class ReprocessController:
             "metadata": {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid},
         }
         await asyncio.to_thread(self.kube.post_event, obj, type_, reason, message)
+
+
+def _waits_for(dlq: Mapping[str, Any] | None, name: str, namespace: str) -> tuple[str | None, str]:
+    """What keeps a request from replaying its DeadLetterQueue yet: (reason, message), or
+    (None, "") when its topic is there to be read."""
+    if dlq is None:
+        return (
+            "WaitingForDeadLetterQueue",
+            f"DeadLetterQueue {name} does not exist in {namespace} yet; the replay starts "
+            "once it does",
+        )
+    topic_ready = get_condition((dlq.get("status") or {}).get("conditions") or [], "TopicReady")
+    if not topic_ready or topic_ready.get("status") != "True":
+        why = (topic_ready or {}).get("message") or "not reconciled yet"
+        return "WaitingForTopic", f"the topic of DeadLetterQueue {name} is not ready: {why}"
+    return None, ""
 
 
 class _Checkpointer:
