@@ -280,15 +280,7 @@ class Demo:
             ),
             timeout=60,
         )
-        self.kubectl(
-            "get",
-            "events",
-            "-n",
-            NAMESPACE,
-            "--field-selector",
-            "involvedObject.name=payments",
-            "--sort-by=.lastTimestamp",
-        )
+        self.kubectl("get", "events", *self.events_of("payments"), "--sort-by=.lastTimestamp")
 
         step("dlq-admin: the dead letters and the parked ones")
         self.dlq_admin("list", "payments.dlq")
@@ -322,19 +314,14 @@ class Demo:
             print(f"    export {key}={self.env[key]}")
         print(f"    {self.env['DLQ_TOOLS_BIN']}/kubectl get dlq,pods -n {NAMESPACE}")
 
+    @staticmethod
+    def events_of(name: str) -> list[str]:
+        """kubectl arguments that select the Events about one object of the demo."""
+        return ["-n", NAMESPACE, "--field-selector", f"involvedObject.name={name}"]
+
     def event_reasons(self, name: str) -> set[str]:
         events = json.loads(
-            self.kubectl(
-                "get",
-                "events",
-                "-n",
-                NAMESPACE,
-                "--field-selector",
-                f"involvedObject.name={name}",
-                "-o",
-                "json",
-                capture=True,
-            )
+            self.kubectl("get", "events", *self.events_of(name), "-o", "json", capture=True)
         )["items"]
         return {event.get("reason") for event in events}
 

@@ -27,6 +27,8 @@ from tests.support import GROUP, VERSION, create_object, get_object, headers_of,
 T = TypeVar("T")
 WORKER_SELECTOR = "app.kubernetes.io/component=retry-worker"
 OPERATOR_SELECTOR = "app.kubernetes.io/component=operator"
+# Retries at once: what a worker republishes shows up without waiting.
+FAST_POLICY = {"maxRetries": 3, "backoff": {"initialDelay": "0s"}}
 
 
 @dataclass
@@ -176,6 +178,12 @@ def worker_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
     ]
 
 
+def ready_worker_pods(release: Release, namespace: str) -> list[client.V1Pod]:
+    return release.wait(
+        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
+    )
+
+
 def envelope(source: str, n: int) -> bytes:
     return json.dumps(
         {
@@ -244,7 +252,7 @@ def test_a_retrying_dlq_gets_a_worker_pod_that_republishes(
         kafka_bootstrap,
         namespace,
         source,
-        {"maxRetries": 3, "backoff": {"initialDelay": "0s"}},
+        FAST_POLICY,
     )
     dlq = release.wait(
         lambda: (
@@ -255,9 +263,7 @@ def test_a_retrying_dlq_gets_a_worker_pod_that_republishes(
         what="DLQ Ready",
     )
     assert condition(dlq, "WorkerReady")["reason"] == "Available"
-    (pod,) = release.wait(
-        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
-    )
+    (pod,) = ready_worker_pods(release, namespace)
     assert pod.spec.containers[0].image == release.image
     assert pod.metadata.owner_references[0].kind == "ReplicaSet"
 
@@ -280,9 +286,7 @@ def test_a_policy_change_rolls_the_worker_to_a_new_replica_set(
     release: Release, api_client, objects, kafka_bootstrap: str, namespace: str, topic_prefix: str
 ) -> None:
     dlq_with_worker(objects, kafka_bootstrap, namespace, f"{topic_prefix}orders", {"maxRetries": 2})
-    (old,) = release.wait(
-        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
-    )
+    (old,) = ready_worker_pods(release, namespace)
     objects.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "retrypolicies", "policy", {"spec": {"maxRetries": 5}}
     )
@@ -312,11 +316,9 @@ def test_killing_the_worker_mid_run_loses_nothing(
         kafka_bootstrap,
         namespace,
         source,
-        {"maxRetries": 3, "backoff": {"initialDelay": "0s"}},
+        FAST_POLICY,
     )
-    (first,) = release.wait(
-        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
-    )
+    (first,) = ready_worker_pods(release, namespace)
     killed_at = None
     for start in range(0, total, batch):
         produce(kafka_bootstrap, f"{source}.dlq", range(start, start + batch))
@@ -410,9 +412,7 @@ def test_deleting_the_namespace_collects_the_worker(
     namespace = f"gone-{unique}"
     release.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     dlq_with_worker(objects, kafka_bootstrap, namespace, f"{topic_prefix}orders", {})
-    release.wait(
-        lambda: [p for p in worker_pods(release.core, namespace) if is_ready(p)], what="worker pod"
-    )
+    ready_worker_pods(release, namespace)
     apps = client.AppsV1Api(api_client)
     assert apps.read_namespaced_deployment(worker_deployment_name("orders"), namespace)
     release.core.delete_namespace(namespace)
