@@ -1,16 +1,22 @@
-"""The local platform is real: a Kafka broker and a kube-apiserver that behave as such."""
+"""The local platform is real: a Kafka broker and a Kubernetes cluster whose node runs pods."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import ssl
 import subprocess
 import threading
+import urllib.request
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+
+import local_platform
+from tests.support import wait_for
 
 
 def test_kafka_topic_produce_and_consume(kafka_bootstrap: str, topic_prefix: str) -> None:
@@ -141,3 +147,188 @@ def test_built_kubectl_and_helm_answer(tools_bin, kubeconfig) -> None:
         [tools_bin / "helm", "version", "--short"], capture_output=True, text=True, check=True
     )
     assert helm.stdout.startswith("v3.")
+
+
+# -- the node -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pause_image(platform) -> str:
+    """The locally built pause image, which every platform's node has loaded."""
+    return platform.state()["pause_image"]
+
+
+def _restricted_pod(name: str, image: str, labels: dict[str, str] | None = None) -> dict:
+    """A pod that the restricted Pod Security profile admits: non-root user, read-only root
+    filesystem, no capabilities, no privilege escalation, the runtime's seccomp profile."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65535,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "main",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _create_pod(core: client.CoreV1Api, namespace: str, manifest: dict) -> None:
+    """Creates a pod once the namespace's default ServiceAccount exists (the controller
+    manager makes it just after the namespace; admission refuses pods until then)."""
+    wait_for(
+        lambda: core.list_namespaced_service_account(namespace).items,
+        what=f"the default ServiceAccount of {namespace}",
+    )
+    core.create_namespaced_pod(namespace, manifest)
+
+
+def _running(core: client.CoreV1Api, namespace: str, name: str):
+    pod = core.read_namespaced_pod(name, namespace)
+    return pod if pod.status.phase == "Running" and pod.status.pod_ip else None
+
+
+def test_the_node_is_ready_and_schedulable(api_client, platform) -> None:
+    env = platform.environment()
+    node = client.CoreV1Api(api_client).read_node(env["DLQ_NODE_NAME"])
+    conditions = {c.type: c.status for c in node.status.conditions}
+    assert conditions["Ready"] == "True"
+    assert not node.spec.unschedulable
+    assert not [t for t in node.spec.taints or [] if t.effect != "PreferNoSchedule"]
+    addresses = {a.type: a.address for a in node.status.addresses}
+    assert addresses["InternalIP"] == platform.network.gateway
+    assert node.status.node_info.container_runtime_version.startswith("containerd://")
+
+
+def test_a_restricted_pod_runs_on_the_pod_network(
+    api_client, kubectl, namespace: str, platform, pause_image: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    _create_pod(core, namespace, _restricted_pod("restricted", pause_image))
+    pod = wait_for(lambda: _running(core, namespace, "restricted"), what="the pod Running")
+
+    assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(
+        platform.network.pod_cidr
+    )
+    container = pod.status.container_statuses[0]
+    assert (container.ready, container.restart_count) == (True, 0)
+    # The API server reaches the kubelet (logs, exec), which streams from containerd.
+    assert kubectl("logs", "-n", namespace, "restricted").returncode == 0
+    version = kubectl("exec", "-n", namespace, "restricted", "--", "/pause", "-v")
+    assert version.stdout.startswith("pause.c v")
+
+
+def test_a_deployment_gets_its_replica_set_and_a_running_pod(
+    api_client, namespace: str, pause_image: str
+) -> None:
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    template = _restricted_pod("", pause_image, labels={"app": "web"})
+    del template["metadata"]["name"]
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": template["metadata"], "spec": template["spec"]},
+            },
+        },
+    )
+
+    def available():
+        status = apps.read_namespaced_deployment("web", namespace).status
+        return status if status.available_replicas == 1 else None
+
+    wait_for(available, what="the Deployment available")
+    (replica_set,) = apps.list_namespaced_replica_set(namespace).items
+    assert replica_set.metadata.owner_references[0].name == "web"
+    (pod,) = core.list_namespaced_pod(namespace, label_selector="app=web").items
+    assert pod.metadata.owner_references[0].name == replica_set.metadata.name
+    assert pod.status.phase == "Running"
+
+
+def test_deleting_a_namespace_removes_its_pods(api_client, platform, unique, pause_image) -> None:
+    core = client.CoreV1Api(api_client)
+    name = f"gone-{unique}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    _create_pod(core, name, _restricted_pod("doomed", pause_image))
+    pod = wait_for(lambda: _running(core, name, "doomed"), what="the pod Running")
+
+    core.delete_namespace(name)
+
+    def namespace_gone() -> bool:
+        try:
+            core.read_namespace(name)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(namespace_gone, timeout=90, what="the namespace finalized")
+    assert not core.list_namespaced_pod(name).items
+    # ... and the node has let go of the pod's sandbox too.
+    crictl = [
+        f"{platform.environment()['DLQ_TOOLS_BIN']}/crictl",
+        "--runtime-endpoint",
+        f"unix://{platform.environment()['CONTAINERD_ADDRESS']}",
+    ]
+
+    def sandbox_gone() -> bool:
+        listed = subprocess.run(
+            [*crictl, "pods", "--quiet", "--label", f"io.kubernetes.pod.uid={pod.metadata.uid}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return not listed.stdout.strip()
+
+    wait_for(sandbox_gone, what="the pod's sandbox removed")
+
+
+def test_the_kubernetes_service_reaches_the_api_server(platform) -> None:
+    """The ClusterIP of the ``kubernetes`` Service goes (through kube-proxy's rules) to the
+    API server, whose certificate is valid for the in-cluster name: what pods use."""
+    context = ssl.create_default_context(cafile=str(platform.pki / "ca.crt"))
+    context.load_cert_chain(str(platform.pki / "admin.crt"), str(platform.pki / "admin.key"))
+    service_ip = platform.network.kubernetes_service_ip
+    # The certificate names the ClusterIP, so this verifies as it would in a pod.
+    with urllib.request.urlopen(
+        f"https://{service_ip}:443/version", timeout=10, context=context
+    ) as response:
+        assert json.loads(response.read())["gitVersion"].startswith("v1.")
+
+
+def test_kafka_answers_where_pods_reach_it(pod_kafka_bootstrap: str, platform) -> None:
+    host, _, port = pod_kafka_bootstrap.rpartition(":")
+    assert host == platform.network.gateway
+    admin = KafkaAdminClient(bootstrap_servers=pod_kafka_bootstrap)
+    try:
+        brokers = admin.describe_cluster()["brokers"]
+    finally:
+        admin.close()
+    # Metadata fetched on the pods' listener names that listener, not 127.0.0.1.
+    assert [(b["host"], b["port"]) for b in brokers] == [(host, int(port))]
+
+
+def test_load_image_names_what_the_archive_carries(platform, pause_image: str) -> None:
+    archive = local_platform.Tools.locate().pause_archive
+    assert platform.load_image(archive) == [pause_image]
+    with pytest.raises(local_platform.PlatformError, match="not an image archive"):
+        platform.load_image(platform.state_file)
