@@ -240,8 +240,8 @@ class Platform:
             state = self.state()
             if state and self._owns_node() and all(self._alive(state, c) for c in COMPONENTS):
                 return self.environment()
-            if state:
-                self.down()
+            if state or self.dir.exists():
+                self.down()  # a failed or crashed run here: its processes may still run
             self._take_over_the_node()
             self._save({})  # the directory exists from here on: `down` clears it
             write_node_owner(
@@ -254,7 +254,7 @@ class Platform:
             try:
                 self._start(tools)
             except BaseException:
-                self.down()
+                self.down(keep_logs=True)  # the error names a log: it stays
                 raise
         return self.environment()
 
@@ -275,15 +275,20 @@ class Platform:
         self._make_network(network)
         self._make_pki(network)
         self._start_containerd(state, tools.pause_image)
-        self._start_kafka(state, format_storage=True, wait=False)
+        kafka_formatted = self._format_kafka(state)
         self._start_etcd(state)
-        self._start_apiserver(state)
+        self._start_apiserver(state, wait=False)
         self._write_kubeconfig(state["ports"]["apiserver"])
-        self._start_control_plane(state)
+        # The node's parts retry until the API server answers; the controller manager and
+        # the scheduler do not (they need its RBAC roles at once).
         self._wait("containerd", self._containerd_ready, what="containerd's socket")
         self.load_image(tools.pause_archive)
         self._start_kubelet(state)
         self._start_kube_proxy(state)
+        kafka_formatted()
+        self._start_kafka(state, format_storage=False, wait=False)
+        self._wait_apiserver(state)
+        self._start_control_plane(state)
         self._wait_healthy(state)
         self._wait("kubelet", self._node_ready, what=f"node {NODE_NAME} Ready and schedulable")
         self._wait(
@@ -296,10 +301,11 @@ class Platform:
         self._wait("kafka", lambda: kafka_ready(f"127.0.0.1:{state['ports']['kafka']}"))
         self._check_pod(state)
 
-    def down(self) -> None:
-        """Stops everything and deletes the state directory; safe after a crash or a failed
-        `up`. The node goes first (kubelet, pods, containerd), then what it left on the
-        machine, then the control plane and Kafka."""
+    def down(self, keep_logs: bool = False) -> None:
+        """Stops everything and deletes the state directory (but for ``logs/`` with
+        ``keep_logs``); safe after a crash or a failed `up`. The node goes first (kubelet,
+        pods, containerd), then what it left on the machine, then the control plane and
+        Kafka."""
         with machine_lock():
             state = self.state()
             owner = read_node_owner()
@@ -311,8 +317,10 @@ class Platform:
                 clear_node(self.dir, owner)
             for component in ("kube-scheduler", "kube-controller-manager", "kafka"):
                 self._stop(state, component)
-            for component in ("kube-apiserver", "etcd"):
-                self._stop(state, component)
+            # The API server's graceful shutdown waits some 20 s for its own watches to
+            # drain; nothing of it is kept, so it gets two.
+            self._stop(state, "kube-apiserver", grace=2)
+            self._stop(state, "etcd")
             kill_processes_naming(self.dir)
             unmount_under(self.dir)
             left = mounts_under(self.dir)
@@ -321,7 +329,14 @@ class Platform:
                     f"still mounted, {self.dir} is kept: {', '.join(left)} "
                     f"(unmount them, then run down again)"
                 )
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if keep_logs:
+                for entry in self.dir.iterdir() if self.dir.exists() else ():
+                    if entry.is_dir() and entry != self.logs:
+                        shutil.rmtree(entry, ignore_errors=True)
+                    elif not entry.is_dir():
+                        entry.unlink()
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
             if owner and owner.get("state_dir") == str(self.dir):
                 NODE_OWNER.unlink(missing_ok=True)
 
@@ -589,7 +604,7 @@ class Platform:
         )
         self._wait("etcd", lambda: http_ok(f"{client}/health", expect=b'"health":"true"'))
 
-    def _start_apiserver(self, state: dict) -> None:
+    def _start_apiserver(self, state: dict, wait: bool = True) -> None:
         ports, pki, network = state["ports"], self.pki, self.network
         self._spawn(
             state,
@@ -624,8 +639,12 @@ class Platform:
                 "--v=1",
             ],
         )
+        if wait:
+            self._wait_apiserver(state)
+
+    def _wait_apiserver(self, state: dict) -> None:
         ctx = self._admin_ssl_context()
-        url = f"https://{network.gateway}:{ports['apiserver']}/readyz"
+        url = f"https://{self.network.gateway}:{state['ports']['apiserver']}/readyz"
         self._wait("kube-apiserver", lambda: http_ok(url, expect=b"ok", context=ctx))
 
     def _start_control_plane(self, state: dict) -> None:
@@ -652,6 +671,9 @@ class Platform:
                 f"--cluster-signing-cert-file={pki / 'ca.crt'}",
                 f"--cluster-signing-key-file={pki / 'ca.key'}",
                 f"--service-cluster-ip-range={self.network.service_cidr}",
+                # One node: checking it every second costs nothing and lifts its not-ready
+                # taint within a second of the kubelet reporting Ready (5 s by default).
+                "--node-monitor-period=1s",
                 "--profiling=false",
                 "--v=1",
             ],
@@ -840,11 +862,54 @@ class Platform:
 
     # -- Kafka -----------------------------------------------------------------
     def _start_kafka(self, state: dict, format_storage: bool, wait: bool = True) -> None:
+        if format_storage:
+            self._format_kafka(state)()
+        java = self._kafka_java(state)
+        self._spawn(
+            state, "kafka", [*java, "kafka.Kafka", str(self.dir / "kafka" / "server.properties")]
+        )
+        if wait:
+            self._wait("kafka", lambda: kafka_ready(f"127.0.0.1:{state['ports']['kafka']}"))
+
+    def _format_kafka(self, state: dict) -> Callable[[], None]:
+        """Starts formatting Kafka's storage (a JVM run of a second or so, which `up` lets
+        run beside the control plane); returns the wait for it."""
+        cmd = [
+            *self._kafka_java(state),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            kafka_cluster_id(),
+            "-c",
+            str(self.dir / "kafka" / "server.properties"),
+            "--standalone",
+        ]
+        log = self.logs / "kafka-format.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+        def finished() -> None:
+            try:
+                failed = proc.wait(timeout=READY_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                failed = -1
+            if failed:
+                raise PlatformError(
+                    f"kafka storage format failed: {' '.join(cmd)} (log: {log})\n{tail(log)}"
+                )
+
+        return finished
+
+    def _kafka_java(self, state: dict) -> list[str]:
+        """Writes the broker's configuration; returns the JVM command line before the main
+        class."""
         ports = state["ports"]
         kafka_dir = self.dir / "kafka"
         kafka_dir.mkdir(parents=True, exist_ok=True)
-        props = kafka_dir / "server.properties"
-        props.write_text(
+        (kafka_dir / "server.properties").write_text(
             KAFKA_PROPERTIES.format(
                 node_id=1,
                 broker=ports["kafka"],
@@ -857,8 +922,7 @@ class Platform:
         (kafka_dir / "log4j2.properties").write_text(
             KAFKA_LOG4J.format(log=self.logs / "kafka-server.log")
         )
-        classpath = f"{state['kafka_libs']}/*"
-        java = [
+        return [
             "java",
             "-Xms256m",
             "-Xmx512m",
@@ -867,29 +931,8 @@ class Platform:
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}",
             "-cp",
-            classpath,
+            f"{state['kafka_libs']}/*",
         ]
-        if format_storage:
-            cluster_id = kafka_cluster_id()
-            log = self.logs / "kafka-format.log"
-            cmd = [
-                *java,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(props),
-                "--standalone",
-            ]
-            with log.open("w") as out:
-                if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode:
-                    raise PlatformError(
-                        f"kafka storage format failed: {' '.join(cmd)} (log: {log})"
-                    )
-        self._spawn(state, "kafka", [*java, "kafka.Kafka", str(props)])
-        if wait:
-            self._wait("kafka", lambda: kafka_ready(f"127.0.0.1:{ports['kafka']}"))
 
     # -- API -------------------------------------------------------------------
     def _api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -955,13 +998,14 @@ class Platform:
         pid = state.get("pids", {}).get(component)
         return bool(pid) and alive(pid)
 
-    def _stop(self, state: dict, component: str) -> None:
+    def _stop(self, state: dict, component: str, grace: float = 20) -> None:
+        """SIGTERM to the component's process group, SIGKILL after ``grace`` seconds."""
         pid = state.get("pids", {}).get(component)
         if not pid or not self._alive(state, component):
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + grace
         while time.monotonic() < deadline and self._alive(state, component):
             reap(pid)
             time.sleep(0.1)
@@ -1053,7 +1097,8 @@ def clear_node(state_dir: Path, owner: dict | None) -> None:
     CNI cache, the cgroups, log links; and puts back the kernel settings the node changed.
     Safe when there is nothing to clear."""
     kill_cgroup_processes(KUBE_CGROUP)
-    kill_processes_naming(state_dir)
+    # The node's processes name files under node/ (the shims: containerd's socket).
+    kill_processes_naming(state_dir / "node")
     for netns in pod_network_namespaces():
         path = Path("/run/netns") / netns
         run(["umount", "-l", str(path)], check=False)
