@@ -283,23 +283,29 @@ def test_deleting_a_namespace_removes_its_pods(api_client, platform, unique, pau
 
     wait_for(namespace_gone, timeout=90, what="the namespace finalized")
     assert not core.list_namespaced_pod(name).items
-    # ... and the node has let go of the pod's sandbox too.
+    # ... and the node has stopped its sandbox and containers (the kubelet's container
+    # garbage collection removes the stopped ones later, once a minute).
+    env = platform.environment()
     crictl = [
-        f"{platform.environment()['DLQ_TOOLS_BIN']}/crictl",
+        f"{env['DLQ_TOOLS_BIN']}/crictl",
         "--runtime-endpoint",
-        f"unix://{platform.environment()['CONTAINERD_ADDRESS']}",
+        f"unix://{env['CONTAINERD_ADDRESS']}",
     ]
+    selector = f"io.kubernetes.pod.uid={pod.metadata.uid}"
 
-    def sandbox_gone() -> bool:
-        listed = subprocess.run(
-            [*crictl, "pods", "--quiet", "--label", f"io.kubernetes.pod.uid={pod.metadata.uid}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return not listed.stdout.strip()
+    def sandbox_stopped() -> bool:
+        listings = [
+            subprocess.run(
+                [*crictl, *args, "--quiet", "--label", selector],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            for args in (["pods", "--state", "ready"], ["ps", "--state", "running"])
+        ]
+        return not any(listings)
 
-    wait_for(sandbox_gone, what="the pod's sandbox removed")
+    wait_for(sandbox_stopped, what="the pod's sandbox and containers stopped")
 
 
 def test_the_kubernetes_service_reaches_the_api_server(platform) -> None:
