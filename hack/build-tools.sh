@@ -100,9 +100,10 @@ kube_source() { # the pinned k8s.io/kubernetes module's source directory (downlo
   (cd "$cache" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
 }
 
-# The node's Debian packages (the kubelet's runtime, the CNI plugins, kube-proxy's tools, and
-# kcat and buildah for the demo and the images). apt runs only when one is missing.
-node_packages=(containerd runc containernetworking-plugins iptables conntrack kcat buildah debootstrap)
+# The node's Debian packages (the kubelet's runtime, the CNI plugins, kube-proxy's tools,
+# kcat and buildah for the demo and the images, a static C toolchain for the pause binary).
+# apt runs only when one is missing.
+node_packages=(containerd runc containernetworking-plugins iptables conntrack kcat buildah debootstrap gcc libc6-dev)
 
 install_packages() {
   local missing=() pkg log="$logs/install-packages.log"
