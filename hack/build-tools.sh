@@ -21,7 +21,7 @@ mkdir -p "$bin" "$logs"
 fail() { echo "build-tools: $1 failed: '$2' (log: $3)" >&2; tail -n 20 "$3" >&2 || true; exit 1; }
 run_logged() { # name log cmd...
   local name=$1 log=$2; shift 2
-  echo "build-tools: building $name (log: $log)" >&2
+  echo "build-tools: ${verb:-building} $name (log: $log)" >&2
   "$@" >"$log" 2>&1 || fail "$name" "$*" "$log"
 }
 
@@ -114,8 +114,8 @@ install_packages() {
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   : >"$log"
-  run_logged "apt-get update" "$log" "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update
-  DEBIAN_FRONTEND=noninteractive run_logged "Debian packages ${missing[*]}" "$log" \
+  verb=running run_logged "apt-get update" "$log" "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update
+  DEBIAN_FRONTEND=noninteractive verb=installing run_logged "${missing[*]}" "$log" \
     "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
 }
 
