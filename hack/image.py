@@ -111,25 +111,29 @@ def buildah(*args: str) -> list[str]:
     ]
 
 
-def run(cmd: list[str], log: Path, cwd: Path | None = None, env: dict | None = None) -> str:
-    """Runs cmd with its output appended to log; returns its stdout."""
+def run(cmd: list[str], log: Path, capture: bool = False, env: dict | None = None) -> str:
+    """Runs cmd with its output appended to log (in the order it comes); returns its
+    stdout when captured."""
     with log.open("a") as out:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
         try:
             result = subprocess.run(
-                cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=out, text=True
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE if capture else out,
+                stderr=out if capture else subprocess.STDOUT,
+                text=True,
             )
         except OSError as exc:
             raise ImageError(f"'{' '.join(cmd)}' could not start: {exc} (log: {log})") from None
-        out.write(result.stdout)
     if result.returncode:
         lines = log.read_text(errors="replace").splitlines()[-15:]
         raise ImageError(
             f"'{' '.join(cmd)}' failed with exit code {result.returncode} (log: {log})\n"
             + "\n".join(lines)
         )
-    return result.stdout
+    return result.stdout or ""
 
 
 def ensure_tools() -> None:
@@ -204,7 +208,7 @@ def base_image() -> str:
     with tarfile.open(layer, "w") as tar:
         for entry in sorted(rootfs.iterdir()):
             tar.add(entry, arcname=entry.name)
-    container = run(buildah("from", "scratch"), log).strip()
+    container = run(buildah("from", "scratch"), log, capture=True).strip()
     try:
         run(buildah("add", container, str(layer), "/"), log)
         run(buildah("config", *BASE_CONFIG, container), log)
