@@ -138,7 +138,7 @@ def run(cmd: list[str], log: Path, capture: bool = False, env: dict | None = Non
 
 def ensure_tools() -> None:
     """buildah and debootstrap, from Debian's packages, when one is missing."""
-    missing = [pkg for tool, pkg in DEBIAN_TOOLS.items() if not shutil.which(tool)]
+    missing = [pkg for tool, pkg in DEBIAN_TOOLS.items() if not tool_path(tool)]
     if not missing:
         return
     log = LOGS / "install-image-tools.log"
@@ -152,6 +152,13 @@ def ensure_tools() -> None:
         log,
         env=env,
     )
+
+
+def tool_path(name: str) -> str | None:
+    """A command's path, with the sbin directories (debootstrap's) on the search path
+    even when the caller's PATH lacks them."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
 
 
 @contextlib.contextmanager
@@ -188,7 +195,7 @@ def base_image() -> str:
     say(f"making the Python base image {ref} with debootstrap (a few minutes; log: {log})")
     run(
         [
-            "debootstrap",
+            tool_path("debootstrap") or "debootstrap",
             "--variant=minbase",
             f"--include={','.join(BASE_PACKAGES)}",
             BASE_SUITE,
@@ -291,6 +298,7 @@ def build_image() -> tuple[str, Path]:
         ref = f"{REPOSITORY}:src-{source_digest(base)}"
         archive = archive_path(ref)
         if archive.is_file():
+            os.utime(archive)  # the newest archives are the ones pruning keeps
             return ref, archive
         log = LOGS / "image-build.log"
         log.write_text("")
