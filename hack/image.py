@@ -309,6 +309,7 @@ def build_image() -> tuple[str, Path]:
             buildah(
                 "build",
                 "--layers",
+                "--force-rm",
                 "--pull=never",
                 "--isolation",
                 "chroot",

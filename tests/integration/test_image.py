@@ -10,6 +10,7 @@ import re
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,9 +125,12 @@ def test_dependencies_come_in_a_layer_before_the_project(built: Built) -> None:
 
 
 @pytest.fixture(scope="module")
-def container(built: Built):
+def container(built: Built) -> Iterator[str]:
+    """A working container of the archive itself (what the node imports)."""
     result = subprocess.run(
-        image.buildah("from", "--pull=never", built.ref), capture_output=True, text=True
+        image.buildah("from", "--pull=never", f"oci-archive:{built.archive}"),
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     name = result.stdout.strip()
