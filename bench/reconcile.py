@@ -23,14 +23,12 @@ Goal: operator time / baseline time <= 3, and the operator's RSS after a run < 2
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from kafka import KafkaAdminClient
@@ -42,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import support
 
 GROUP, VERSION, PLURAL = "dlq.orion.io", "v1alpha1", "deadletterqueues"
-BIN = Path(sys.executable).parent
 
 
 def manifest(name: str, source: str) -> dict:
@@ -150,22 +147,9 @@ def with_operator(
     """Total seconds, per-object apply→Ready seconds, and the operator's RSS/peak (MiB)."""
     objects = client.CustomObjectsApi(api)
     create_namespace(api, namespace)
-    health_port = support.free_port()
-    operator = support.Child(
-        [str(BIN / "dlq-operator"), "run"],
-        {
-            **os.environ,
-            **env,
-            "DLQ_NAMESPACES": json.dumps([namespace]),
-            "DLQ_HEALTH_PORT": str(health_port),
-            "DLQ_METRICS_PORT": "0",
-        },
-        log_dir / f"operator-{namespace}.log",
-    )
+    operator = support.start_operator(env, namespace, log_dir / f"operator-{namespace}.log")
     try:
-        # The clock starts once the operator is up (kopf serves its liveness endpoint after
-        # the startup handlers) and has listed the empty namespace: startup is not measured.
-        support.wait_until(lambda: _live(health_port), 60, "the operator up", alive=operator.alive)
+        # A second for it to list the empty namespace: startup is not measured.
         time.sleep(1)
         watch = ReadyWatch(objects, namespace, count)
         applied: dict[str, float] = {}
@@ -187,14 +171,6 @@ def with_operator(
         operator.stop()
         if os.environ.get("DLQ_BENCH_KEEP_LOG"):
             print((log_dir / f"operator-{namespace}.log").read_text(), file=sys.stderr)
-
-
-def _live(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def main() -> None:

@@ -255,6 +255,28 @@ class Child:
         return tail(self.log, lines)
 
 
+def start_operator(env: Mapping[str, str], namespace: str, log: Path) -> Child:
+    """`dlq-operator run` serving one namespace, returned once it is up (kopf serves its
+    liveness endpoint only after the startup handlers): startup is never measured."""
+    health_port = free_port()
+    operator = Child(
+        [str(Path(sys.executable).parent / "dlq-operator"), "run"],
+        {
+            **os.environ,
+            **env,
+            "DLQ_NAMESPACES": f'["{namespace}"]',
+            "DLQ_HEALTH_PORT": str(health_port),
+            "DLQ_METRICS_PORT": "0",
+        },
+        log,
+    )
+    url = f"http://127.0.0.1:{health_port}/healthz"
+    wait_until(
+        lambda: local_platform.http_ok(url, b""), 60, "the operator up", alive=operator.alive
+    )
+    return operator
+
+
 def tail(log: Path, lines: int = 20) -> str:
     """The last lines of a log file ("" when there is none)."""
     return local_platform.tail(log, lines)

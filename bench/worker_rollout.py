@@ -21,7 +21,6 @@ Goal: operator p50 / baseline p50 < 1.5. Both p50 and p95 are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -43,7 +42,6 @@ from dlq_operator.reconcile.workload import desired_deployment
 from dlq_operator.settings import KafkaSettings, Settings
 
 GROUP, VERSION = "dlq.orion.io", "v1alpha1"
-BIN = Path(sys.executable).parent
 POLICY = {"maxRetries": 3, "backoff": {"initialDelay": "1s"}}
 
 
@@ -117,24 +115,8 @@ def with_operator(
     core, objects = client.CoreV1Api(api), client.CustomObjectsApi(api)
     namespace = "operator"
     fresh_namespace(core, namespace)
-    health_port = support.free_port()
-    operator = support.Child(
-        [str(BIN / "dlq-operator"), "run"],
-        {
-            **env,
-            "DLQ_NAMESPACES": json.dumps([namespace]),
-            "DLQ_HEALTH_PORT": str(health_port),
-            "DLQ_METRICS_PORT": "0",
-        },
-        log,
-    )
+    operator = support.start_operator(env, namespace, log)
     try:
-        support.wait_until(
-            lambda: local_platform.http_ok(f"http://127.0.0.1:{health_port}/healthz", b""),
-            60,
-            "the operator up",
-            alive=operator.alive,
-        )
         ready = PodReadyWatch(core, namespace, count)
         objects.create_namespaced_custom_object(
             GROUP, VERSION, namespace, "retrypolicies", _manifest("RetryPolicy", "p", POLICY)

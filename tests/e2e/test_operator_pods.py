@@ -247,13 +247,7 @@ def test_a_retrying_dlq_gets_a_worker_pod_that_republishes(
     release: Release, objects, kafka_bootstrap: str, namespace: str, topic_prefix: str
 ) -> None:
     source = f"{topic_prefix}orders"
-    dlq_with_worker(
-        objects,
-        kafka_bootstrap,
-        namespace,
-        source,
-        FAST_POLICY,
-    )
+    dlq_with_worker(objects, kafka_bootstrap, namespace, source, FAST_POLICY)
     dlq = release.wait(
         lambda: (
             (obj := get_object(objects, namespace, "deadletterqueues", "orders"))
@@ -311,13 +305,7 @@ def test_killing_the_worker_mid_run_loses_nothing(
     release: Release, objects, kafka_bootstrap: str, namespace: str, topic_prefix: str
 ) -> None:
     source, total, batch = f"{topic_prefix}orders", 10_000, 500
-    dlq_with_worker(
-        objects,
-        kafka_bootstrap,
-        namespace,
-        source,
-        FAST_POLICY,
-    )
+    dlq_with_worker(objects, kafka_bootstrap, namespace, source, FAST_POLICY)
     (first,) = ready_worker_pods(release, namespace)
     killed_at = None
     for start in range(0, total, batch):
