@@ -1317,12 +1317,14 @@ def cni_conflist(network: Network, ipam_dir: Path) -> str:
     )
 
 
-def pod_manifest(name: str, image: str) -> dict:
-    """A pod of ``image`` that runs as the restricted Pod Security profile asks."""
+def pod_manifest(name: str, image: str, labels: dict[str, str] | None = None) -> dict:
+    """A pod of ``image`` (loaded, never pulled) that the restricted Pod Security profile
+    admits: non-root user, read-only root filesystem, no capabilities, no privilege
+    escalation, the runtime's seccomp profile."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": labels or {}},
         "spec": {
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,

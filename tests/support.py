@@ -55,6 +55,36 @@ def get_object(objects: Any, namespace: str, plural: str, name: str) -> dict[str
         raise
 
 
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    """The status condition of ``type_`` of an object ({} when it has none)."""
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), {})
+
+
+def dead_letter(
+    topic: str, n: int, error_code: str = "PROCESSING_FAILED", retry_count: int = 0
+) -> bytes:
+    """The value of a dead letter in the standard envelope: the ``n``-th failed event of
+    ``topic``, as another service would write it (plain JSON, not the project's encoder)."""
+    import json
+
+    return json.dumps(
+        {
+            "originalTopic": topic,
+            "originalPartition": 0,
+            "originalOffset": str(n),
+            "originalTimestamp": "2026-01-01T00:00:00.000Z",
+            "event": {"n": n},
+            "error": "boom",
+            "errorCode": error_code,
+            "consumerGroup": "svc",
+            "processingTimestamp": "2026-01-01T00:00:00.000Z",
+            "retryCount": retry_count,
+            "metadata": {},
+        }
+    ).encode()
+
+
 def wait_for(
     predicate: Callable[[], T],
     timeout: float = 60.0,

@@ -7,7 +7,6 @@ image and Kafka values, so it serves every namespace; each test works in its own
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,17 @@ from kubernetes import client
 
 from dlq_operator.api.naming import retry_group_name, worker_deployment_name
 from tests.e2e.chart import CHART, Helm
-from tests.support import GROUP, VERSION, create_object, get_object, headers_of, read_all, wait_for
+from tests.support import (
+    GROUP,
+    VERSION,
+    condition,
+    create_object,
+    dead_letter,
+    get_object,
+    headers_of,
+    read_all,
+    wait_for,
+)
 
 T = TypeVar("T")
 WORKER_SELECTOR = "app.kubernetes.io/component=retry-worker"
@@ -144,11 +153,6 @@ def objects(api_client: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
 
 
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == type_), {})
-
-
 def dlq_with_worker(
     objects, kafka_bootstrap: str, namespace: str, source: str, policy: dict[str, Any]
 ) -> None:
@@ -184,28 +188,10 @@ def ready_worker_pods(release: Release, namespace: str) -> list[client.V1Pod]:
     )
 
 
-def envelope(source: str, n: int) -> bytes:
-    return json.dumps(
-        {
-            "originalTopic": source,
-            "originalPartition": 0,
-            "originalOffset": str(n),
-            "originalTimestamp": "2026-01-01T00:00:00.000Z",
-            "event": {"n": n},
-            "error": "downstream timed out",
-            "errorCode": "TIMEOUT",
-            "consumerGroup": "orders-service",
-            "processingTimestamp": "2026-01-01T00:00:00.000Z",
-            "retryCount": 0,
-            "metadata": {},
-        }
-    ).encode()
-
-
 def produce(bootstrap: str, topic: str, numbers: range) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     for n in numbers:
-        producer.send(topic, envelope(topic.removesuffix(".dlq"), n), partition=n % 3)
+        producer.send(topic, dead_letter(topic.removesuffix(".dlq"), n, "TIMEOUT"), partition=n % 3)
     producer.flush()
     producer.close()
 

@@ -158,36 +158,6 @@ def pause_image(platform) -> str:
     return platform.state()["pause_image"]
 
 
-def _restricted_pod(name: str, image: str, labels: dict[str, str] | None = None) -> dict:
-    """A pod that the restricted Pod Security profile admits: non-root user, read-only root
-    filesystem, no capabilities, no privilege escalation, the runtime's seccomp profile."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": {
-            "terminationGracePeriodSeconds": 0,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65535,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "main",
-                    "image": image,
-                    "imagePullPolicy": "Never",
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
-    }
-
-
 def _create_pod(core: client.CoreV1Api, namespace: str, manifest: dict) -> None:
     """Creates a pod once the namespace's default ServiceAccount exists (the controller
     manager makes it just after the namespace; admission refuses pods until then)."""
@@ -219,7 +189,7 @@ def test_a_restricted_pod_runs_on_the_pod_network(
     api_client, kubectl, namespace: str, platform, pause_image: str
 ) -> None:
     core = client.CoreV1Api(api_client)
-    _create_pod(core, namespace, _restricted_pod("restricted", pause_image))
+    _create_pod(core, namespace, local_platform.pod_manifest("restricted", pause_image))
     pod = wait_for(lambda: _running(core, namespace, "restricted"), what="the pod Running")
 
     assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(
@@ -237,7 +207,7 @@ def test_a_deployment_gets_its_replica_set_and_a_running_pod(
     api_client, namespace: str, pause_image: str
 ) -> None:
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    template = _restricted_pod("", pause_image, labels={"app": "web"})
+    template = local_platform.pod_manifest("", pause_image, labels={"app": "web"})
     del template["metadata"]["name"]
     apps.create_namespaced_deployment(
         namespace,
@@ -269,7 +239,7 @@ def test_deleting_a_namespace_removes_its_pods(api_client, platform, unique, pau
     core = client.CoreV1Api(api_client)
     name = f"gone-{unique}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    _create_pod(core, name, _restricted_pod("doomed", pause_image))
+    _create_pod(core, name, local_platform.pod_manifest("doomed", pause_image))
     pod = wait_for(lambda: _running(core, name, "doomed"), what="the pod Running")
 
     core.delete_namespace(name)

@@ -6,14 +6,12 @@ objects, change topics by hand) and check what the broker and the API server the
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kubernetes import client
 
-from tests.support import GROUP, VERSION, create_object, get_object, wait_for
+from tests.support import GROUP, VERSION, condition, create_object, get_object, wait_for
 
 
 @pytest.fixture
@@ -30,13 +28,6 @@ def objects(api_client, operator):
 
 def patch_spec(objects, namespace: str, plural: str, name: str, spec: dict) -> None:
     objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, {"spec": spec})
-
-
-def condition(obj: dict | None, type_: str) -> dict[str, Any]:
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond["type"] == type_:
-            return cond
-    return {}
 
 
 def wait_ready(

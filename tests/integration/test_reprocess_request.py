@@ -11,30 +11,20 @@ from kafka.admin import NewTopic
 from kubernetes import client
 
 from dlq_operator.reprocess.ratelimit import MAX_BATCH
-from tests.support import GROUP, VERSION, create_object, headers_of, read_all, wait_for
+from tests.support import (
+    GROUP,
+    VERSION,
+    create_object,
+    dead_letter,
+    headers_of,
+    read_all,
+    wait_for,
+)
 
 
 @pytest.fixture
 def objects(api_client, operator):
     return client.CustomObjectsApi(api_client)
-
-
-def envelope(topic: str, n: int, error_code: str = "PROCESSING_FAILED") -> bytes:
-    return json.dumps(
-        {
-            "originalTopic": topic,
-            "originalPartition": 0,
-            "originalOffset": str(n),
-            "originalTimestamp": "2026-01-01T00:00:00.000Z",
-            "event": {"n": n},
-            "error": "boom",
-            "errorCode": error_code,
-            "consumerGroup": "svc",
-            "processingTimestamp": "2026-01-01T00:00:00.000Z",
-            "retryCount": 2,
-            "metadata": {},
-        }
-    ).encode()
 
 
 @pytest.fixture
@@ -62,7 +52,9 @@ def dead_letters(objects, kafka_bootstrap, namespace, topic_prefix):
             bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024
         )
         for i in range(n):
-            producer.send(f"{source}.dlq", envelope(source, i, error_code), partition=i % 3)
+            producer.send(
+                f"{source}.dlq", dead_letter(source, i, error_code, retry_count=2), partition=i % 3
+            )
         producer.flush()
         producer.close()
         return source
