@@ -93,6 +93,7 @@ def test_dlq_creates_topic_and_reports_ready(objects, admin, namespace, topic_pr
         "retentionMs": 3600000,
     }
     assert condition(obj, "TopicReady")["status"] == "True"
+    assert condition(obj, "Reconciling")["status"] == condition(obj, "Stalled")["status"] == "False"
     # Without a policy there is no parked topic and no worker.
     assert topic_state(admin, f"{source}.dlq.parked") is None
 
@@ -138,6 +139,11 @@ def test_adopting_a_bigger_topic_is_refused_and_left_alone(objects, admin, names
     )
     obj = wait_ready(objects, namespace, "legacy", status="False", reason="NotSupported")
     assert "at least 6" in condition(obj, "Ready")["message"]
+    # Only a person can fix it: Stalled (Flux and kpt fail fast), not Reconciling.
+    stalled = condition(obj, "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "NotSupported")
+    assert "at least 6" in stalled["message"]
+    assert condition(obj, "Reconciling")["status"] == "False"
     assert topic_state(admin, f"{source}.dlq")[0] == 6
 
 
@@ -208,6 +214,11 @@ def test_retry_policy_attach_change_detach(objects, admin, api_client, namespace
         {"retry": {"policyRef": {"name": "standard"}}},
     )
     obj = wait_ready(objects, namespace, "rfq", status="False", reason="PolicyNotFound")
+    # The policy may still be coming (GitOps applies in any order): waiting, not stalled.
+    assert (condition(obj, "Reconciling")["status"], condition(obj, "Stalled")["status"]) == (
+        "True",
+        "False",
+    )
     assert deployment(api_client, namespace, worker) is None
     assert topic_state(admin, f"{source}.dlq.parked") is not None
 
@@ -305,6 +316,8 @@ def test_second_claim_on_a_topic_conflicts(objects, admin, namespace, topic_pref
     )
     obj = wait_ready(objects, other_ns, "second", status="False", reason="TopicConflict")
     assert f"{namespace}/first" in condition(obj, "Ready")["message"]
+    assert condition(obj, "Stalled")["reason"] == "TopicConflict"
+    assert condition(obj, "Stalled")["status"] == "True"
     assert (
         condition(get_object(objects, namespace, "deadletterqueues", "first"), "Ready")["status"]
         == "True"

@@ -156,6 +156,12 @@ def test_suspend_cancels_and_a_second_request_waits(
     )
     cancelled = wait_phase(objects, namespace, "slow", "Cancelled")
     assert 0 < cancelled["replayed"] < 600
+    # Cancelled is what its spec asked for: neither in progress nor in need of a person.
+    assert {c["type"]: c["status"] for c in cancelled["conditions"]} == {
+        "Ready": "False",
+        "Reconciling": "False",
+        "Stalled": "False",
+    }
     done = wait_phase(objects, namespace, "next", "Succeeded")
     assert done["replayed"] == 3
     assert len(read_all(kafka_bootstrap, source)) == cancelled["replayed"] + 3
@@ -194,6 +200,8 @@ def test_a_request_for_a_queue_that_does_not_exist_yet_waits_for_it(
     waiting = wait_phase(objects, namespace, "early", "Pending")
     ready = next(c for c in waiting["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "WaitingForDeadLetterQueue" and "orders" in ready["message"]
+    reconciling = next(c for c in waiting["conditions"] if c["type"] == "Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("True", "WaitingForDeadLetterQueue")
 
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     admin.create_topics([NewTopic(source, 1, 1)])
@@ -201,6 +209,11 @@ def test_a_request_for_a_queue_that_does_not_exist_yet_waits_for_it(
     create_object(objects, namespace, "deadletterqueues", "orders", {"sourceTopic": source})
     done = wait_phase(objects, namespace, "early", "Succeeded")
     assert done["replayed"] == 0
+    assert {c["type"]: c["status"] for c in done["conditions"]} == {
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+    }
 
 
 ONE_COMMIT = {

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from dlq_operator.api import ConditionStatus, get_condition, set_condition
+from dlq_operator.api.conditions import RECONCILING, STALLED, State, set_state
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
@@ -89,3 +90,38 @@ def test_get_condition() -> None:
     assert found == conditions[0]
     assert found is not conditions[0]
     assert get_condition(conditions, "Missing") is None
+
+
+@pytest.mark.parametrize(
+    ("state", "ready", "reconciling", "stalled"),
+    [
+        (State.READY, "True", "False", "False"),
+        (State.RECONCILING, "False", "True", "False"),
+        (State.STALLED, "False", "False", "True"),
+        (State.SETTLED, "False", "False", "False"),
+    ],
+)
+def test_a_state_sets_ready_reconciling_and_stalled_together(
+    state: State, ready: str, reconciling: str, stalled: str
+) -> None:
+    conditions = set_state([{"type": "DepthKnown", "status": "True"}], state, "Why", "so", 4, T0)
+    statuses = {c["type"]: c["status"] for c in conditions}
+    assert statuses == {
+        "DepthKnown": "True",
+        "Ready": ready,
+        RECONCILING: reconciling,
+        STALLED: stalled,
+    }
+    assert all(c["observedGeneration"] == 4 for c in conditions[1:])
+    assert {(c["reason"], c["message"]) for c in conditions[1:]} == {("Why", "so")}
+
+
+def test_a_new_state_moves_only_the_conditions_that_flip() -> None:
+    waiting = set_state([], State.RECONCILING, "PolicyNotFound", "create it", 1, T0)
+    ready_now = set_state(waiting, State.READY, "Reconciled", "ok", 1, T1)
+    times = {c["type"]: c["lastTransitionTime"] for c in ready_now}
+    assert times == {
+        "Ready": "2026-01-01T12:05:00Z",
+        RECONCILING: "2026-01-01T12:05:00Z",
+        STALLED: "2026-01-01T12:00:00Z",  # False before and after
+    }

@@ -75,6 +75,8 @@ def test_a_stuck_pod_makes_it_unavailable_with_its_reason(reason: str) -> None:
     assert (verdict.ok, verdict.reason) == (False, UNAVAILABLE)
     assert f'pod w-1: {reason}: image "nope:1" not found' in verdict.message
     assert "w-2" not in verdict.message
+    # The Deployment controller has not given up yet: kstatus would still wait for it.
+    assert not verdict.stalled
 
 
 def test_the_controllers_own_failures_make_it_unavailable() -> None:
@@ -86,7 +88,7 @@ def test_the_controllers_own_failures_make_it_unavailable() -> None:
         ],
     )
     verdict = worker_availability(failed, [])
-    assert verdict.reason == UNAVAILABLE
+    assert verdict.reason == UNAVAILABLE and verdict.stalled
     assert "ProgressDeadlineExceeded" in verdict.message and "FailedCreate: x" in verdict.message
 
 

@@ -56,6 +56,7 @@ from dlq_operator.api.deadletterqueue import (
 )
 from dlq_operator.api.reprocessrequest import (
     REPROCESS_REQUEST,
+    TERMINAL_PHASES,
     MessageSelector,
     PartitionCheckpoint,
     RateLimit,
@@ -80,6 +81,7 @@ __all__ = [
     "KINDS",
     "REPROCESS_REQUEST",
     "RETRY_POLICY",
+    "TERMINAL_PHASES",
     "AlertLevel",
     "AlertMetric",
     "AlertingSpec",

@@ -57,6 +57,12 @@ class ReprocessPhase(StrEnum):
     CANCELLED = "Cancelled"
 
 
+# A request in one of these phases is over and never runs again.
+TERMINAL_PHASES = frozenset(
+    {ReprocessPhase.SUCCEEDED, ReprocessPhase.FAILED, ReprocessPhase.CANCELLED}
+)
+
+
 class MessageSelector(SpecModel):
     """Which messages to replay; every criterion given must match. Empty selects all."""
 

@@ -23,6 +23,7 @@ from dlq_operator import API_GROUP, API_VERSION
 from dlq_operator.api import (
     DEAD_LETTER_QUEUE,
     REPROCESS_REQUEST,
+    TERMINAL_PHASES,
     DeadLetterQueueSpec,
     ReprocessPhase,
     ReprocessRequestSpec,
@@ -41,9 +42,6 @@ from dlq_operator.cli.output import (
 )
 from dlq_operator.errors import KubeUnavailable
 
-TERMINAL_PHASES = frozenset(
-    {ReprocessPhase.SUCCEEDED, ReprocessPhase.FAILED, ReprocessPhase.CANCELLED}
-)
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _ALERT_STYLES = {"OK": "green", "Warning": "yellow", "Critical": "bold red"}
 _READY_STYLES = {"True": "green", "False": "red"}

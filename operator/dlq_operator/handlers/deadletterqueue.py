@@ -6,9 +6,9 @@ from typing import Any
 
 import kopf
 
-from dlq_operator.api.conditions import get_condition
+from dlq_operator.api.conditions import WORKER_READY, get_condition
 from dlq_operator.api.naming import PAUSED_ANNOTATION
-from dlq_operator.reconcile.service import WORKER_READY, DlqObject, Outcome
+from dlq_operator.reconcile.service import DlqObject, Outcome
 from dlq_operator.reconcile.workload import PROGRESSING, UNAVAILABLE, worker_verdict_changed
 
 PLURAL = "deadletterqueues"

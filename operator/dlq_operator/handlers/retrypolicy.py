@@ -11,7 +11,7 @@ import kopf
 from pydantic import ValidationError
 
 from dlq_operator.api import RetryPolicySpec
-from dlq_operator.api.conditions import set_condition
+from dlq_operator.api.conditions import State, set_state
 from dlq_operator.handlers.deadletterqueue import PLURAL as DLQ_PLURAL
 
 PLURAL = "retrypolicies"
@@ -39,10 +39,9 @@ async def changed(
         await memo.nudge(DLQ_PLURAL, meta.namespace, user, f"policy {meta.name} {digest}")
     patch.status["observedGeneration"] = meta.get("generation")
     patch.status["usedBy"] = len(users)
-    patch.status["conditions"] = set_condition(
+    patch.status["conditions"] = set_state(
         body.status.get("conditions") or [],
-        "Ready",
-        "True",
+        State.READY,
         "Accepted",
         f"used by {len(users)} DeadLetterQueue(s)",
         meta.get("generation"),

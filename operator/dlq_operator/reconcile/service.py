@@ -18,10 +18,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from dlq_operator.api import DeadLetterQueueSpec, RetryPolicySpec
-from dlq_operator.api.conditions import set_condition
+from dlq_operator.api.conditions import (
+    TOPIC_READY,
+    WORKER_READY,
+    State,
+    set_condition,
+    set_state,
+)
 from dlq_operator.api.deadletterqueue import DeletionPolicy
 from dlq_operator.api.naming import worker_deployment_name
-from dlq_operator.errors import KafkaError, KafkaUnavailable, KubeError
+from dlq_operator.errors import KafkaError, KafkaUnavailable, KubeError, TopicOperationRefused
 from dlq_operator.kafka import TopicAdmin, TopicDescription, TopicSpec
 from dlq_operator.kube import KubeClient
 from dlq_operator.reconcile.batching import TopicGateway
@@ -38,8 +44,6 @@ from dlq_operator.reconcile.workload import (
     worker_availability,
 )
 from dlq_operator.settings import Settings
-
-READY, TOPIC_READY, WORKER_READY = "Ready", "TopicReady", "WorkerReady"
 
 
 @dataclass(frozen=True)
@@ -88,24 +92,44 @@ class Outcome:
 
 class _Conditions:
     """The conditions this reconcile decided, to be laid over whatever the status holds
-    when it is written (the monitor writes conditions of its own)."""
+    when it is written (the monitor writes conditions of its own).
+
+    ``TopicReady`` and ``WorkerReady`` are set one by one; ``Ready``, ``Reconciling`` and
+    ``Stalled`` follow from the first part that is not ready (see :meth:`settle`).
+    """
 
     def __init__(self, dlq: DlqObject) -> None:
         self.generation = dlq.generation
-        self.decided: dict[str, tuple[str, str, str]] = {}  # type -> (status, reason, message)
+        self.decided: dict[str, tuple[bool, str, str, bool]] = {}  # type -> ok, reason, ...
+        self.state: tuple[State, str, str] | None = None
 
-    def set(self, type_: str, ok: bool, reason: str, message: str) -> None:
-        self.decided[type_] = ("True" if ok else "False", reason, message)
+    def set(self, type_: str, ok: bool, reason: str, message: str, stalled: bool = False) -> None:
+        """``stalled``: not ok, and only a person can change that (kstatus ``Stalled``)."""
+        self.decided[type_] = (ok, reason, message, stalled and not ok)
 
-    def get(self, type_: str) -> tuple[str, str, str]:
-        return self.decided[type_]
+    def refuse(self, reason: str, message: str) -> None:
+        """The whole DLQ cannot be reconciled as specified until a person changes it."""
+        self.state = (State.STALLED, reason, message)
+
+    def settle(self, ready_message: str) -> None:
+        """Ready when every part is; otherwise the first part that is not says why."""
+        for type_ in (TOPIC_READY, WORKER_READY):
+            ok, reason, message, stalled = self.decided[type_]
+            if not ok:
+                self.state = (State.STALLED if stalled else State.RECONCILING, reason, message)
+                return
+        self.state = (State.READY, "Reconciled", ready_message)
 
     def applied_to(self, conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
-        for type_, (status, reason, message) in self.decided.items():
+        for type_, (ok, reason, message, _) in self.decided.items():
+            status = "True" if ok else "False"
             conditions = set_condition(
                 conditions, type_, status, reason, message, self.generation, now
             )
+        if self.state is not None:
+            state, reason, message = self.state
+            conditions = set_state(conditions, state, reason, message, self.generation, now)
         return conditions
 
 
@@ -131,7 +155,7 @@ class DlqReconciler:
         try:
             spec = DeadLetterQueueSpec.model_validate(dlq.spec)
         except ValidationError as exc:
-            conditions.set(READY, False, "InvalidSpec", _short(exc))
+            conditions.refuse("InvalidSpec", _short(exc))
             return self._finish(dlq, outcome, conditions, None)
 
         winner = topic_claim_winner(claims)
@@ -140,28 +164,18 @@ class DlqReconciler:
                 f"topic {spec.topic_name} is already used by DeadLetterQueue "
                 f"{winner[1]}/{winner[2]}; give this one another spec.topic.name"
             )
-            conditions.set(TOPIC_READY, False, "TopicConflict", message)
-            conditions.set(READY, False, "TopicConflict", message)
+            conditions.set(TOPIC_READY, False, "TopicConflict", message, stalled=True)
+            conditions.refuse("TopicConflict", message)
             await self._remove_worker(dlq, outcome)
             return self._finish(dlq, outcome, conditions, spec)
 
         observed = await self._reconcile_topics(dlq, spec, outcome, conditions, retry)
-        worker_ok = await self._reconcile_worker(dlq, spec, policy, outcome, conditions)
+        await self._reconcile_worker(dlq, spec, policy, outcome, conditions)
         outcome.status["topic"] = observed
-        topic_status, topic_reason, topic_message = conditions.get(TOPIC_READY)
-        _, worker_reason, worker_message = conditions.get(WORKER_READY)
-        if topic_status != "True":
-            conditions.set(READY, False, topic_reason, topic_message)
-        elif not worker_ok:
-            conditions.set(READY, False, worker_reason, worker_message)
-        else:
-            conditions.set(
-                READY,
-                True,
-                "Reconciled",
-                f"topic {spec.topic_name} matches the spec"
-                + ("; retry worker available" if spec.retry and spec.retry.policy_ref else ""),
-            )
+        conditions.settle(
+            f"topic {spec.topic_name} matches the spec"
+            + ("; retry worker available" if spec.retry and spec.retry.policy_ref else "")
+        )
         return self._finish(dlq, outcome, conditions, spec)
 
     def _finish(
@@ -219,14 +233,17 @@ class DlqReconciler:
             outcome.error = message
             return dlq.status.get("topic")
         except KafkaError as exc:
-            conditions.set(TOPIC_READY, False, exc.reason, str(exc))
+            # A refusal (a config the broker rejects, an ACL) waits for a person; it is
+            # still tried again, so it heals once they act.
+            refused_by_broker = isinstance(exc, TopicOperationRefused)
+            conditions.set(TOPIC_READY, False, exc.reason, str(exc), stalled=refused_by_broker)
             outcome.event("Warning", "TopicFailed", str(exc))
             outcome.retry_after = self.settings.kafka_retry_max_delay_seconds
             outcome.error = str(exc)
             return dlq.status.get("topic")
 
         if refused:
-            conditions.set(TOPIC_READY, False, "NotSupported", "; ".join(refused))
+            conditions.set(TOPIC_READY, False, "NotSupported", "; ".join(refused), stalled=True)
             outcome.event("Warning", "NotSupported", "; ".join(refused))
         else:
             conditions.set(
@@ -273,11 +290,11 @@ class DlqReconciler:
         policy: RetryPolicySpec | None,
         outcome: Outcome,
         conditions: _Conditions,
-    ) -> bool:
-        """Deploys, updates or removes the retry worker; True when it serves as it should."""
+    ) -> None:
+        """Deploys, updates or removes the retry worker, and says whether it serves."""
         ref = spec.retry.policy_ref if spec.retry else None
         if ref is None:
-            return await self._without_worker(
+            await self._without_worker(
                 dlq,
                 outcome,
                 conditions,
@@ -285,8 +302,10 @@ class DlqReconciler:
                 "RetryDisabled",
                 "no spec.retry.policyRef: messages wait for a person",
             )
+            return
         if policy is None:
-            return await self._without_worker(
+            # Not stalled: in a GitOps apply the policy may simply come later.
+            await self._without_worker(
                 dlq,
                 outcome,
                 conditions,
@@ -295,13 +314,14 @@ class DlqReconciler:
                 f"RetryPolicy {dlq.namespace}/{ref.name} does not exist; create it "
                 f"or change spec.retry.policyRef",
             )
+            return
         manifest = desired_deployment(dlq.namespace, dlq.name, dlq.uid, spec, policy, self.settings)
         try:
             action, deployment = await asyncio.to_thread(self.kube.apply_deployment, manifest)
         except KubeError as exc:
             conditions.set(WORKER_READY, False, exc.reason, str(exc))
             outcome.retry_after = outcome.retry_after or self.settings.kafka_retry_delay_seconds
-            return False
+            return
         if action != "unchanged":
             outcome.event(
                 "Normal",
@@ -323,8 +343,8 @@ class DlqReconciler:
             availability.ok,
             availability.reason,
             f"{availability.message} (RetryPolicy {ref.name})",
+            stalled=availability.stalled,
         )
-        return availability.ok
 
     async def _without_worker(
         self,
@@ -334,12 +354,11 @@ class DlqReconciler:
         ok: bool,
         reason: str,
         message: str,
-    ) -> bool:
-        """Removes the worker, if any, and says why there is none; returns ``ok``."""
+    ) -> None:
+        """Removes the worker, if any, and says why there is none."""
         await self._remove_worker(dlq, outcome)
         outcome.status["workerDeployment"] = None
         conditions.set(WORKER_READY, ok, reason, message)
-        return ok
 
     async def _remove_worker(self, dlq: DlqObject, outcome: Outcome) -> None:
         # Only a worker the status reports can exist: no API call for the many DLQs

@@ -203,6 +203,9 @@ class WorkerAvailability:
     ok: bool
     reason: str  # AVAILABLE, PROGRESSING or UNAVAILABLE
     message: str
+    # The Deployment controller gave up (progress deadline, pods refused): as kstatus
+    # judges the Deployment itself, only a person can help now.
+    stalled: bool = False
 
 
 def deployment_available(deployment: Mapping[str, Any]) -> bool:
@@ -232,12 +235,15 @@ def worker_availability(
     counts = f"Deployment {name}: {available}/{wanted} replicas available"
     if deployment_available(deployment):
         return WorkerAvailability(True, AVAILABLE, counts)
-    stuck, waiting = _deployment_failures(deployment), list[str]()
+    failures = _deployment_failures(deployment)
+    stuck, waiting = list(failures), list[str]()
     for pod in pods:
         for problem, is_stuck in _pod_problems(pod):
             (stuck if is_stuck else waiting).append(problem)
     if stuck:
-        return WorkerAvailability(False, UNAVAILABLE, _limited(counts, stuck))
+        return WorkerAvailability(
+            False, UNAVAILABLE, _limited(counts, stuck), stalled=bool(failures)
+        )
     return WorkerAvailability(False, PROGRESSING, _limited(f"{counts}, rolling out", waiting))
 
 

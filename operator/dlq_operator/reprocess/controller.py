@@ -23,8 +23,13 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from dlq_operator.api import DeadLetterQueueSpec, ReprocessPhase, ReprocessRequestSpec
-from dlq_operator.api.conditions import get_condition, set_condition
+from dlq_operator.api import (
+    TERMINAL_PHASES,
+    DeadLetterQueueSpec,
+    ReprocessPhase,
+    ReprocessRequestSpec,
+)
+from dlq_operator.api.conditions import TOPIC_READY, State, get_condition, set_state
 from dlq_operator.api.naming import resolved_group_name
 from dlq_operator.api.reprocessrequest import ReprocessSource
 from dlq_operator.errors import DlqError
@@ -36,7 +41,13 @@ from dlq_operator.reprocess.runner import replay
 from dlq_operator.settings import KafkaSettings
 
 PLURAL = "reprocessrequests"
-TERMINAL = {ReprocessPhase.SUCCEEDED, ReprocessPhase.FAILED, ReprocessPhase.CANCELLED}
+# A finished replay as Ready/Reconciling/Stalled tell it. A cancelled one did what its spec
+# (suspend) asked, so it is not stalled; a failed one needs a person.
+_FINAL_STATES = {
+    ReprocessPhase.SUCCEEDED: State.READY,
+    ReprocessPhase.FAILED: State.STALLED,
+    ReprocessPhase.CANCELLED: State.SETTLED,
+}
 # How often a waiting request looks again at what it waits for.
 WAIT_POLL_SECONDS = 2.0
 
@@ -92,7 +103,7 @@ class ReprocessController:
         it Running when the operator stops)."""
         meta, status = body["metadata"], body.get("status") or {}
         ref = RequestRef(meta["namespace"], meta["name"], meta["uid"], meta.get("generation", 1))
-        if status.get("phase") in TERMINAL:
+        if status.get("phase") in TERMINAL_PHASES:
             return
         spec = ReprocessRequestSpec.model_validate(body["spec"])
 
@@ -124,8 +135,7 @@ class ReprocessController:
                     ref,
                     status,
                     {"phase": ReprocessPhase.PENDING.value},
-                    "Ready",
-                    False,
+                    State.RECONCILING,
                     reason,
                     message,
                 )
@@ -176,8 +186,7 @@ class ReprocessController:
             ref,
             status,
             {"phase": ReprocessPhase.RUNNING.value, "startedAt": started},
-            "Ready",
-            False,
+            State.RECONCILING,
             "Running",
             f"replaying from {topic}",
         )
@@ -232,24 +241,23 @@ class ReprocessController:
         patch: dict[str, Any] = {"phase": phase.value, "completedAt": _now(), "message": message}
         if outcome is not None:
             patch |= outcome.progress.to_status()
-        ok = phase is ReprocessPhase.SUCCEEDED
-        await self._write(ref, status, patch, "Ready", ok, phase.value, message)
-        await self._event(ref, "Normal" if ok else "Warning", f"Reprocess{phase.value}", message)
+        state = _FINAL_STATES[phase]
+        await self._write(ref, status, patch, state, phase.value, message)
+        event_type = "Warning" if state is State.STALLED else "Normal"
+        await self._event(ref, event_type, f"Reprocess{phase.value}", message)
 
     async def _write(
         self,
         ref: RequestRef,
         status: Mapping[str, Any],
         patch: dict[str, Any],
-        condition: str,
-        ok: bool,
+        state: State,
         reason: str,
         message: str,
     ) -> None:
-        conditions = set_condition(
+        conditions = set_state(
             status.get("conditions") or [],
-            condition,
-            "True" if ok else "False",
+            state,
             reason,
             message,
             ref.generation,
@@ -280,7 +288,7 @@ def _waits_for(dlq: Mapping[str, Any] | None, name: str, namespace: str) -> tupl
             f"DeadLetterQueue {name} does not exist in {namespace} yet; the replay starts "
             "once it does",
         )
-    topic_ready = get_condition((dlq.get("status") or {}).get("conditions") or [], "TopicReady")
+    topic_ready = get_condition((dlq.get("status") or {}).get("conditions") or [], TOPIC_READY)
     if not topic_ready or topic_ready.get("status") != "True":
         why = (topic_ready or {}).get("message") or "not reconciled yet"
         return "WaitingForTopic", f"the topic of DeadLetterQueue {name} is not ready: {why}"
