@@ -5,6 +5,7 @@
 #   helm, crictl                    (go install at a pinned version)
 #   Kafka jars                      (Maven, from a generated pom)
 #   the pause image                 (the release's pause.c, static, as an OCI archive)
+#   gitops-check                    (hack/gitops-check: kstatus and Argo CD health verdicts)
 # and installs the node's Debian packages when one is missing (containerd, runc, CNI
 # plugins, iptables, conntrack, kcat, buildah).
 # Safe to re-run: a tool whose binary or stamp exists is not rebuilt.
@@ -168,6 +169,18 @@ build_helm() {
   touch "$stamp"
 }
 
+# gitops-check is the project's own module (its go.mod pins kstatus and gopher-lua): the
+# stamp is a hash of its sources, so any change rebuilds it.
+build_gitops_check() {
+  local src="$here/gitops-check" sum
+  sum=$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-16)
+  local stamp="$bin/.gitops-check-$sum"
+  [ -f "$stamp" ] && [ -x "$bin/gitops-check" ] && return 0
+  ( cd "$src" && run_logged gitops-check "$logs/build-gitops-check.log" go build -trimpath -ldflags "-s -w" -o "$bin/gitops-check" . )
+  rm -f "$bin"/.gitops-check-*
+  touch "$stamp"
+}
+
 fetch_kafka() {
   local dir="$kafka_dir" log="$logs/fetch-kafka.log"
   [ -f "$dir/.complete" ] && return 0
@@ -191,15 +204,16 @@ if [ "${1:-}" = "--print-paths" ]; then
   exit 0
 fi
 
-targets=${*:-packages kafka kube crictl helm pause}
+targets=${*:-packages kafka kube crictl helm pause gitops-check}
 for t in $targets; do
   case $t in
     packages | node) install_packages ;;
     kube) build_kube ;;
     helm) build_helm ;;
+    gitops-check) build_gitops_check ;;
     crictl) build_crictl ;;
     kafka) fetch_kafka ;;
     pause) build_pause ;;
-    *) echo "build-tools: unknown target '$t' (packages|node|kafka|kube|crictl|helm|pause)" >&2; exit 2 ;;
+    *) echo "build-tools: unknown target '$t' (packages|node|kafka|kube|crictl|helm|pause|gitops-check)" >&2; exit 2 ;;
   esac
 done
