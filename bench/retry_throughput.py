@@ -387,6 +387,7 @@ class ThroughputBench:
 
     def worker(self, round: int) -> Throughput:
         settings = WorkerSettings(
+            source_topic=self.source,
             dlq_topic=self.dlq,
             parked_topic=self.parked,
             group_id=f"{self.source}.retry.{round}",
@@ -447,6 +448,7 @@ def memory_of_worker(bootstrap: str, workdir: Path, source: str, count: int) -> 
         support.note(f"producing {count:,} small dead letters")
         produce_with_kcat(bootstrap, dlq, DeadLetters.of(source, {"n": PLACEHOLDER}, False), count)
     settings = WorkerSettings(
+        source_topic=source,
         dlq_topic=dlq,
         parked_topic=parked,
         group_id=f"{source}.retry",

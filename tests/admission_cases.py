@@ -45,7 +45,8 @@ DLQ_CASES = [
                 "partitions": 6,
                 "replicationFactor": 3,
                 "retentionMs": -1,
-                "config": {"cleanup.policy": "delete"},
+                "config": {"compression.type": "zstd", "max.message.bytes": "2097152"},
+                "adopt": True,
                 "parked": {"retentionMs": 1000, "partitions": 2},
             },
             retry={
@@ -124,6 +125,30 @@ DLQ_CASES = [
         "DeadLetterQueue",
         dlq(topic={"config": {"retention.ms": "1"}}),
         message="spec.topic.config must not set retention.ms; use spec.topic.retentionMs",
+    ),
+    AdmissionCase(
+        "a config outside the allow-list",
+        "DeadLetterQueue",
+        dlq(topic={"config": {"compression.type": "lz4", "cleanup.policy": "compact"}}),
+        message="spec.topic.config may only set compression.type, max.message.bytes, "
+        "message.timestamp.type, retention.bytes, segment.bytes, segment.ms (retention.ms is "
+        "spec.topic.retentionMs); remove the other keys",
+    ),
+    AdmissionCase(
+        "a Kafka-internal topic as the dead-letter topic",
+        "DeadLetterQueue",
+        dlq(topic={"name": "__consumer_offsets"}),
+        field="spec.topic.name",
+        message="spec.topic.name must not start with '__': that is how Kafka's own topics "
+        "(such as __consumer_offsets) are named; use one of your own topics",
+    ),
+    AdmissionCase(
+        "a Kafka-internal topic as the source topic",
+        "DeadLetterQueue",
+        {"sourceTopic": "__transaction_state"},
+        field="spec.sourceTopic",
+        message="spec.sourceTopic must not start with '__': that is how Kafka's own topics "
+        "(such as __consumer_offsets) are named; use one of your own topics",
     ),
     AdmissionCase(
         "parked partitions 0",
@@ -369,6 +394,14 @@ REPROCESS_REQUEST_CASES = [
         ),
     ),
     AdmissionCase("no reference", "ReprocessRequest", {}, field="spec.deadLetterQueueRef"),
+    AdmissionCase(
+        "a Kafka-internal target",
+        "ReprocessRequest",
+        rpr(target={"topic": "__consumer_offsets"}),
+        field="spec.target.topic",
+        message="spec.target.topic must not start with '__': that is how Kafka's own topics "
+        "(such as __consumer_offsets) are named; use one of your own topics",
+    ),
     AdmissionCase("unknown source", "ReprocessRequest", rpr(source="archive"), field="spec.source"),
     AdmissionCase(
         "offsets reversed",

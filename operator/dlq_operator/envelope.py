@@ -77,6 +77,7 @@ class ParkedReason(StrEnum):
     NON_RETRYABLE = "NonRetryable"
     UNKNOWN_TOPIC = "UnknownTopic"
     TOO_LARGE = "TooLarge"
+    FOREIGN_TOPIC = "ForeignTopic"  # originalTopic is not the DLQ's source topic
 
 
 class KafkaRecord(NamedTuple):

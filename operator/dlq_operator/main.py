@@ -71,7 +71,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.watched = {"dlqs": {}}
     memo.nudge = nudge
     memo.reconciler = DlqReconciler(admin, kube, operator_settings)
-    memo.reprocess = ReprocessController(kube, operator_settings.kafka)
+    memo.reprocess = ReprocessController(kube, operator_settings)
     if operator_settings.metrics_port:
         start_http_server(operator_settings.metrics_port)
     monitor_admin, monitor_reader = monitor_clients(operator_settings.kafka)

@@ -8,11 +8,12 @@ Secrets such as SASL passwords can instead be read from mounted files
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +59,14 @@ class KafkaSettings(BaseSettings):
         return config
 
 
+class TopicGrant(BaseModel):
+    """Topics that the DLQs and ReprocessRequests of some namespaces may use beyond their
+    own: a custom dead-letter topic name, or a replay target other than the source topic."""
+
+    namespaces: list[str] = Field(min_length=1, description="Namespace glob patterns.")
+    topics: list[str] = Field(min_length=1, description="Topic glob patterns.")
+
+
 class Settings(BaseSettings):
     """Settings of the operator process (``dlq-operator run``)."""
 
@@ -92,6 +101,22 @@ class Settings(BaseSettings):
         5.0, gt=0, description="First delay after a Kafka error."
     )
     kafka_retry_max_delay_seconds: float = Field(120.0, gt=0)
+    topic_grants: list[TopicGrant] = Field(
+        default_factory=list,
+        description='As JSON: [{"namespaces": ["team-a"], "topics": ["team-a.*"]}]. Without '
+        "a grant, a DLQ's topic is <sourceTopic>.dlq and replays go to the sourceTopic.",
+    )
+    max_partitions: int = Field(
+        100, ge=1, le=10000, description="Most partitions a DLQ's topics may have."
+    )
+
+    def topic_granted(self, namespace: str, topic: str) -> bool:
+        """Whether a grant gives ``namespace`` the use of ``topic``."""
+        return any(
+            any(fnmatchcase(namespace, pattern) for pattern in grant.namespaces)
+            and any(fnmatchcase(topic, pattern) for pattern in grant.topics)
+            for grant in self.topic_grants
+        )
 
 
 class WorkerSettings(BaseSettings):
@@ -100,6 +125,7 @@ class WorkerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DLQ_WORKER_", extra="ignore")
 
+    source_topic: str
     dlq_topic: str
     parked_topic: str
     group_id: str

@@ -135,7 +135,7 @@ def test_adopting_a_bigger_topic_is_refused_and_left_alone(objects, admin, names
         namespace,
         "deadletterqueues",
         "legacy",
-        {"sourceTopic": source, "topic": {"partitions": 3}},
+        {"sourceTopic": source, "topic": {"partitions": 3, "adopt": True}},
     )
     obj = wait_ready(objects, namespace, "legacy", status="False", reason="NotSupported")
     assert "at least 6" in condition(obj, "Ready")["message"]
@@ -326,7 +326,8 @@ def test_second_claim_on_a_topic_conflicts(objects, admin, namespace, topic_pref
 
     # The older one goes away: the newer one takes the topic over.
     objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, "deadletterqueues", "first")
-    wait_ready(objects, other_ns, "second", status="False", reason="NotSupported")
+    # The topic outlives the first one (Retain), and the second did not create it.
+    wait_ready(objects, other_ns, "second", status="False", reason="AdoptionRequired")
 
 
 def test_paused_dlq_is_left_alone(objects, admin, namespace, topic_prefix):
@@ -377,3 +378,97 @@ def test_kafka_outage_shows_and_heals(objects, admin, platform, namespace, topic
         platform.start("kafka")
     wait_ready(objects, namespace, "outage", timeout=90)
     assert topic_state(admin, f"{source}.dlq")[0] == 3
+
+
+# -- one operator, many teams: a DLQ is no way into a topic that is not its own -----------
+
+
+def test_a_dlq_cannot_take_the_source_topic_of_another(objects, admin, namespace, topic_prefix):
+    source = f"{topic_prefix}orders"
+    create_object(objects, namespace, "deadletterqueues", "orders", {"sourceTopic": source})
+    wait_ready(objects, namespace, "orders")
+    admin.create_topics([NewTopic(source, 1, 1)])
+    create_object(
+        objects,
+        namespace,
+        "deadletterqueues",
+        "thief",
+        {"sourceTopic": f"{topic_prefix}other", "topic": {"name": source}},
+    )
+    obj = wait_ready(objects, namespace, "thief", status="False", reason="TopicConflict")
+    stalled = condition(obj, "Stalled")
+    assert stalled["status"] == "True"
+    assert (
+        f"topic {source} is already the source topic of DeadLetterQueue {namespace}/orders"
+        in (stalled["message"])
+    )
+    assert topic_state(admin, source) == (1, {}), "the source topic was not touched"
+
+
+def test_another_teams_topic_needs_a_grant(objects, admin, namespace, topic_prefix):
+    theirs = f"{topic_prefix}payments"
+    admin.create_topics([NewTopic(theirs, 2, 1, topic_configs={"cleanup.policy": "compact"})])
+    create_object(
+        objects,
+        namespace,
+        "deadletterqueues",
+        "grabby",
+        {"sourceTopic": f"{topic_prefix}mine", "topic": {"name": theirs, "retentionMs": 0}},
+    )
+    obj = wait_ready(objects, namespace, "grabby", status="False", reason="TopicNotGranted")
+    assert "no topic grant" in condition(obj, "Ready")["message"]
+    assert "tenancy.topicGrants" in condition(obj, "Ready")["message"]
+    assert condition(obj, "Stalled")["status"] == "True"
+    assert topic_state(admin, theirs) == (2, {"cleanup.policy": "compact"})
+
+
+def test_too_many_partitions_are_refused(objects, admin, namespace, topic_prefix):
+    source = f"{topic_prefix}wide"
+    create_object(
+        objects,
+        namespace,
+        "deadletterqueues",
+        "wide",
+        {"sourceTopic": source, "topic": {"partitions": 5000}},
+    )
+    obj = wait_ready(objects, namespace, "wide", status="False", reason="TooManyPartitions")
+    assert "at most 100" in condition(obj, "Ready")["message"]
+    assert topic_state(admin, f"{source}.dlq") is None
+
+
+def test_an_existing_topic_is_adopted_only_on_request_and_keeps_its_configs(
+    objects, admin, namespace, topic_prefix
+):
+    source = f"{topic_prefix}legacy"
+    topic = f"{source}.dlq"
+    own = {"cleanup.policy": "delete", "min.insync.replicas": "1", "segment.bytes": "1048576"}
+    admin.create_topics([NewTopic(topic, 3, 1, topic_configs=own)])
+    create_object(objects, namespace, "deadletterqueues", "legacy", {"sourceTopic": source})
+    obj = wait_ready(objects, namespace, "legacy", status="False", reason="AdoptionRequired")
+    assert "spec.topic.adopt: true" in condition(obj, "Ready")["message"]
+    assert topic_state(admin, topic) == (3, own), "untouched without the opt-in"
+
+    patch_spec(objects, namespace, "deadletterqueues", "legacy", {"topic": {"adopt": True}})
+    wait_ready(objects, namespace, "legacy")
+    week = {"retention.ms": "604800000"}
+    assert topic_state(admin, topic) == (3, own | week)
+    # Five resyncs, each proven by a drift it corrects; the topic's own configs stay.
+    for _ in range(5):
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, configs={**own, "retention.ms": "1"})]
+        )
+        wait_for(
+            lambda: topic_state(admin, topic) == (3, own | week),
+            timeout=30,
+            what="retention.ms set back, the topic's own configs kept",
+        )
+
+    # Delete keeps a topic the DLQ did not create.
+    patch_spec(objects, namespace, "deadletterqueues", "legacy", {"deletionPolicy": "Delete"})
+    wait_ready(objects, namespace, "legacy")
+    objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, "deadletterqueues", "legacy")
+    wait_for(
+        lambda: get_object(objects, namespace, "deadletterqueues", "legacy") is None,
+        what="legacy deleted",
+    )
+    assert topic_state(admin, topic) == (3, own | week)

@@ -255,3 +255,21 @@ def test_one_apply_of_policy_queue_and_request_in_any_order_succeeds(
     kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(documents))
     done = wait_phase(objects, namespace, "replay", "Succeeded")
     assert done["phase"] == "Succeeded"
+
+
+def test_a_request_cannot_replay_into_another_teams_topic(
+    objects, dead_letters, kafka_bootstrap, namespace, topic_prefix
+):
+    theirs = f"{topic_prefix}payments"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(theirs, 1, 1)])
+    admin.close()
+    source = dead_letters(5)
+    request(objects, namespace, "sneaky", target={"topic": theirs})
+    failed = wait_phase(objects, namespace, "sneaky", "Failed")
+    # Needs a person (kstatus Stalled); the message says what to change.
+    stalled = next(c for c in failed["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    assert f"spec.target.topic {theirs} is not {source}" in stalled["message"]
+    assert "Leave spec.target.topic out" in stalled["message"]
+    assert read_all(kafka_bootstrap, theirs) == [], "the other team's topic received nothing"

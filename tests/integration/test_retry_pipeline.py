@@ -103,6 +103,7 @@ def start_worker(kafka_bootstrap, topics, tmp_path):
 
     def start(**policy) -> Worker:
         settings = WorkerSettings(
+            source_topic=topics["source"],
             dlq_topic=topics["dlq"],
             parked_topic=topics["parked"],
             group_id=f"dlq-operator.retry.test.{topics['source']}",
@@ -328,11 +329,15 @@ def test_malformed_records_are_parked_with_a_reason(
     for name, value in MALFORMED.items():
         producer.send(topics["dlq"], key=name.encode(), value=value)
     producer.send(topics["dlq"], key=b"tombstone", value=None)
-    # Valid but unusable: its original topic does not exist.
+    # A valid envelope crafted to name another team's topic: the worker must not write there.
+    foreign = f"{topic_prefix}payments"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(foreign, 1, 1)])
+    admin.close()
     producer.send(
         topics["dlq"],
-        key=b"unknown topic",
-        value=json.dumps(envelope(f"{topic_prefix}nowhere", {"id": 1})).encode(),
+        key=b"foreign topic",
+        value=json.dumps(envelope(foreign, {"id": 1})).encode(),
     )
     # Valid, but over 1 MiB: the source topic refuses the republish as too large.
     producer.send(
@@ -355,7 +360,7 @@ def test_malformed_records_are_parked_with_a_reason(
     assert reasons == {
         **dict.fromkeys(MALFORMED, "MalformedEnvelope"),
         "tombstone": "MalformedEnvelope",
-        "unknown topic": "UnknownTopic",
+        "foreign topic": "ForeignTopic",
         "big": "TooLarge",
     }
     for record in parked:
@@ -364,6 +369,7 @@ def test_malformed_records_are_parked_with_a_reason(
             assert record.value == original, "parked records keep their value unchanged"
         assert headers_of(record)["x-parked-detail"]
     assert read_all(kafka_bootstrap, topics["source"]) == []
+    assert read_all(kafka_bootstrap, foreign) == [], "the foreign topic received nothing"
     assert worker.metric("dlq_retry_failed_total", original_topic=topics["source"]) == 1
     assert worker.proc.poll() is None and worker.healthy()
 

@@ -114,6 +114,23 @@ TopicName = Annotated[
     str,
     Field(min_length=1, max_length=TOPIC_NAME_MAX_LENGTH, pattern=TOPIC_NAME_PATTERN),
 ]
+# Kafka's own topics (__consumer_offsets, __transaction_state, ...) start with this.
+INTERNAL_TOPIC_PREFIX = "__"
+
+
+def not_internal_topic(field_path: str) -> CelRule:
+    """The rule of a topic field that must never name one of Kafka's own topics."""
+    return CelRule(
+        f"!self.startsWith('{INTERNAL_TOPIC_PREFIX}')",
+        f"{field_path} must not start with '{INTERNAL_TOPIC_PREFIX}': that is how Kafka's own "
+        "topics (such as __consumer_offsets) are named; use one of your own topics",
+    )
+
+
+def refuse_internal_topic(field_path: str, topic: str | None) -> None:
+    """What :func:`not_internal_topic` checks at admission, for the models."""
+    if topic is not None and topic.startswith(INTERNAL_TOPIC_PREFIX):
+        raise ValueError(not_internal_topic(field_path).message)
 
 
 # --- Durations ---------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ from dlq_operator.api.common import (
     cel_rules,
     defaulted_object,
     immutable,
+    not_internal_topic,
     observed_generation_field,
+    refuse_internal_topic,
 )
 
 DLQ_TOPIC_SUFFIX = ".dlq"
@@ -50,6 +52,22 @@ PARKED_PARTITIONS_NEVER_SHRINK = CelRule(
 RETENTION_NOT_IN_CONFIG = CelRule(
     "!('retention.ms' in self)",
     "spec.topic.config must not set retention.ms; use spec.topic.retentionMs",
+)
+# Topic configs a DLQ may set: how much is kept and how it is stored. Not cleanup.policy
+# (compaction drops dead letters), nor anything that changes durability or the broker's
+# behaviour for other topics' clients.
+TOPIC_CONFIG_KEYS = (
+    "compression.type",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+)
+CONFIG_KEYS_ALLOWED = CelRule(
+    "self.all(key, key in [" + ", ".join(f"'{key}'" for key in TOPIC_CONFIG_KEYS) + "])",
+    "spec.topic.config may only set " + ", ".join(TOPIC_CONFIG_KEYS) + " (retention.ms is "
+    "spec.topic.retentionMs); remove the other keys",
 )
 CRITICAL_NOT_BELOW_WARN = CelRule(
     "self.criticalThreshold >= self.warnThreshold",
@@ -122,7 +140,15 @@ class TopicSpec(SpecModel):
 
     name: TopicName | None = Field(
         None,
-        description="Name of the dead-letter topic; immutable. Default: <sourceTopic>.dlq.",
+        description="Name of the dead-letter topic; immutable. Default: <sourceTopic>.dlq. "
+        "Another name must be granted to the namespace by the operator's topic grants.",
+        json_schema_extra=cel_rules(not_internal_topic("spec.topic.name")),
+    )
+    adopt: bool = Field(
+        False,
+        description="Manage topics that exist already and that this DeadLetterQueue did not "
+        "create. The operator then sets only retention.ms and the keys of spec.topic.config, "
+        "keeps every other config of the topics, and never deletes them.",
     )
     partitions: int = Field(
         3,
@@ -145,17 +171,22 @@ class TopicSpec(SpecModel):
     )
     config: dict[str, str] = Field(
         {},
-        description='Further topic configs, e.g. {"cleanup.policy": "delete"}.',
-        json_schema_extra=cel_rules(RETENTION_NOT_IN_CONFIG),
+        description='Further topic configs, e.g. {"compression.type": "zstd"}: '
+        + ", ".join(TOPIC_CONFIG_KEYS)
+        + ".",
+        json_schema_extra=cel_rules(RETENTION_NOT_IN_CONFIG, CONFIG_KEYS_ALLOWED),
     )
     parked: ParkedTopicSpec | None = Field(
         None, description="Overrides for the parked topic <name>.parked."
     )
 
     @model_validator(mode="after")
-    def _retention_not_in_config(self) -> Self:
+    def _config_keys_allowed(self) -> Self:
         if "retention.ms" in self.config:
             raise ValueError(RETENTION_NOT_IN_CONFIG.message)
+        if not set(self.config) <= set(TOPIC_CONFIG_KEYS):
+            raise ValueError(CONFIG_KEYS_ALLOWED.message)
+        refuse_internal_topic("spec.topic.name", self.name)
         return self
 
 
@@ -222,7 +253,8 @@ class DeadLetterQueueSpec(SpecModel):
     source_topic: TopicName = Field(
         description="The topic whose failed messages this queue holds; immutable.",
         json_schema_extra=cel_rules(
-            immutable("spec.sourceTopic", "create a new DeadLetterQueue to use another topic")
+            immutable("spec.sourceTopic", "create a new DeadLetterQueue to use another topic"),
+            not_internal_topic("spec.sourceTopic"),
         ),
     )
     topic: TopicSpec = defaulted_object(TopicSpec, "The Kafka dead-letter topic.")
@@ -248,6 +280,7 @@ class DeadLetterQueueSpec(SpecModel):
 
     @model_validator(mode="after")
     def _topic_name_usable(self) -> Self:
+        refuse_internal_topic("spec.sourceTopic", self.source_topic)
         if self.topic.name == self.source_topic:
             raise ValueError(TOPIC_NOT_SOURCE.message)
         if len(self.topic_name) > DLQ_TOPIC_NAME_MAX_LENGTH:
@@ -270,6 +303,16 @@ class DeadLetterQueueStatus(StatusModel):
     observed_generation: int | None = observed_generation_field()
     topic: TopicStatus | None = Field(None, description="The dead-letter topic in Kafka.")
     parked_topic: str | None = Field(None, description="Name of the parked topic.")
+    created_topics: list[str] | None = Field(
+        None,
+        description="Topics this DeadLetterQueue created; deletionPolicy Delete deletes only "
+        "these.",
+    )
+    managed_configs: list[str] | None = Field(
+        None,
+        description="Topic configs the operator sets; of an adopted topic, only these are "
+        "ever changed or removed.",
+    )
     worker_deployment: str | None = Field(
         None, description="Name of the retry worker Deployment, when retries are on."
     )

@@ -21,7 +21,9 @@ from dlq_operator.api.common import (
     cel_rules,
     defaulted_object,
     immutable,
+    not_internal_topic,
     observed_generation_field,
+    refuse_internal_topic,
     unique_items,
 )
 
@@ -139,11 +141,18 @@ class ReprocessTarget(SpecModel):
 
     topic: TopicName | None = Field(
         None,
-        description="Produce every message to this topic. Default: each message's originalTopic.",
+        description="Produce every message to this topic: the DeadLetterQueue's sourceTopic, "
+        "or a topic the operator's topic grants give the namespace. Default: the sourceTopic.",
+        json_schema_extra=cel_rules(not_internal_topic("spec.target.topic")),
     )
     reset_retry_count: bool = Field(
         True, description="Start the retry count of replayed messages again from 0."
     )
+
+    @model_validator(mode="after")
+    def _not_internal(self) -> Self:
+        refuse_internal_topic("spec.target.topic", self.topic)
+        return self
 
 
 class RateLimit(SpecModel):

@@ -5,20 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
+from dlq_operator.api import DeadLetterQueueSpec
 from dlq_operator.api.conditions import WORKER_READY, get_condition
 from dlq_operator.api.naming import PAUSED_ANNOTATION
 from dlq_operator.reconcile.service import DlqObject, Outcome
+from dlq_operator.reconcile.topics import TopicClaim, claimed_topics, topic_conflict
 from dlq_operator.reconcile.workload import PROGRESSING, UNAVAILABLE, worker_verdict_changed
 
 PLURAL = "deadletterqueues"
 
 
-def topic_of(spec: dict[str, Any]) -> str | None:
-    """The dead-letter topic a spec claims."""
-    topic = (spec.get("topic") or {}).get("name")
-    source = spec.get("sourceTopic")
-    return topic or (f"{source}.dlq" if source else None)
+def claims_on_topics_of(spec: kopf.Spec, topic_claims: kopf.Index) -> list[TopicClaim]:
+    """Every DLQ's claim on a topic that this spec uses (its own included)."""
+    parsed = _valid_spec(spec)
+    topics = claimed_topics(parsed) if parsed else {}
+    return [claim for topic in topics for claim in topic_claims.get(topic, [])]
+
+
+def _valid_spec(spec: kopf.Spec) -> DeadLetterQueueSpec | None:
+    try:
+        return DeadLetterQueueSpec.model_validate(dict(spec))
+    except ValidationError:
+        return None  # the reconcile reports InvalidSpec
 
 
 def policy_of(spec: dict[str, Any]) -> str | None:
@@ -51,29 +61,38 @@ async def reconcile(
     memo.watched["dlqs"] = dlq_bodies
     dlq = DlqObject.from_kopf(body)
     policy = next(iter(policy_specs.get((dlq.namespace, policy_of(dict(body.spec))), [])), None)
-    claims = list(topic_claims.get(topic_of(dict(body.spec)), []))
+    claims = claims_on_topics_of(body.spec, topic_claims)
     outcome = await memo.reconciler.reconcile(dlq, policy, claims, retry)
     apply_outcome(body, patch, outcome)
 
 
 async def finalize(body: kopf.Body, memo: kopf.Memo, topic_claims: kopf.Index, **_: Any) -> None:
     """Removes the worker (and the topics with deletionPolicy Delete); wakes up the DLQs
-    that waited for this one's topic."""
+    that waited for one of this one's topics."""
     dlq = DlqObject.from_kopf(body)
-    others = [c for c in topic_claims.get(topic_of(dict(body.spec)), []) if c != dlq.claim]
-    deleted = await memo.reconciler.finalize(dlq, keeps_topic=not others or dlq.claim < min(others))
+    claims = claims_on_topics_of(body.spec, topic_claims)
+    spec = _valid_spec(body.spec)
+    keeps_topic = spec is not None and topic_conflict(dlq.claim, spec, claims) is None
+    deleted = await memo.reconciler.finalize(dlq, keeps_topic=keeps_topic)
     if deleted:
         kopf.info(body, reason="Deleted", message=f"deleted {', '.join(deleted)}")
-    for _, namespace, name in others:
+    others = {(c.namespace, c.name) for c in claims} - {(dlq.namespace, dlq.name)}
+    for namespace, name in sorted(others):
         await memo.nudge(PLURAL, namespace, name, f"topic released by {dlq.uid}")
 
 
 async def index_topic_claim(
     namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
-) -> dict[str, tuple[str, str, str]] | None:
-    """topic -> (creationTimestamp, namespace, name) of each DLQ that claims it."""
-    topic = topic_of(dict(spec))
-    return {topic: (meta.get("creationTimestamp", ""), namespace, name)} if topic else None
+) -> dict[str, TopicClaim] | None:
+    """topic -> each DLQ's claim on it: its source, dead-letter and parked topics."""
+    parsed = _valid_spec(spec)
+    if parsed is None:
+        return None
+    created = meta.get("creationTimestamp", "")
+    return {
+        topic: TopicClaim(created, namespace, name, topic, role)
+        for topic, role in claimed_topics(parsed).items()
+    }
 
 
 async def index_policy_user(

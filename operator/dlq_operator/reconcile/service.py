@@ -32,11 +32,15 @@ from dlq_operator.kafka import TopicAdmin, TopicDescription, TopicSpec
 from dlq_operator.kube import KubeClient
 from dlq_operator.reconcile.batching import TopicGateway
 from dlq_operator.reconcile.topics import (
+    TOPIC_CONFLICT,
     DesiredTopic,
+    Ownership,
+    TopicClaim,
     TopicPlan,
+    access_refusal,
     desired_topics,
     plan_topic,
-    topic_claim_winner,
+    topic_conflict,
 )
 from dlq_operator.reconcile.workload import (
     deployment_available,
@@ -146,7 +150,7 @@ class DlqReconciler:
         self,
         dlq: DlqObject,
         policy: RetryPolicySpec | None,
-        claims: list[tuple[str, str, str]],
+        claims: list[TopicClaim],
         retry: int = 0,
     ) -> Outcome:
         """Brings topics and worker to the spec; never raises for expected failures."""
@@ -158,14 +162,14 @@ class DlqReconciler:
             conditions.refuse("InvalidSpec", _short(exc))
             return self._finish(dlq, outcome, conditions, None)
 
-        winner = topic_claim_winner(claims)
-        if winner is not None and winner != dlq.claim:
-            message = (
-                f"topic {spec.topic_name} is already used by DeadLetterQueue "
-                f"{winner[1]}/{winner[2]}; give this one another spec.topic.name"
-            )
-            conditions.set(TOPIC_READY, False, "TopicConflict", message, stalled=True)
-            conditions.refuse("TopicConflict", message)
+        refusal = access_refusal(dlq.namespace, spec, self.settings)
+        conflict = topic_conflict(dlq.claim, spec, claims)
+        if conflict is not None:
+            refusal = (TOPIC_CONFLICT, conflict)
+        if refusal is not None:
+            # Nothing is done with topics that may be someone else's, and no worker runs.
+            conditions.set(TOPIC_READY, False, *refusal, stalled=True)
+            conditions.refuse(*refusal)
             await self._remove_worker(dlq, outcome)
             return self._finish(dlq, outcome, conditions, spec)
 
@@ -211,11 +215,19 @@ class DlqReconciler:
         retry: int,
     ) -> dict[str, Any] | None:
         wanted = desired_topics(spec)
+        ownership = Ownership(
+            created=frozenset(dlq.status.get("createdTopics") or ()),
+            managed_configs=frozenset(dlq.status.get("managedConfigs") or ()),
+            adopt=spec.topic.adopt,
+        )
         try:
             found = await self.topics.describe([t.name for t in wanted])
-            plans = [plan_topic(t, found.get(t.name)) for t in wanted]
-            refused = [p.refused for p in plans if p.refused]
+            plans = [plan_topic(t, found.get(t.name), ownership) for t in wanted]
+            refused = [p for p in plans if p.refused]
             await self._apply(plans, outcome)
+            created = ownership.created | {p.topic.name for p in plans if p.create}
+            outcome.status["createdTopics"] = sorted(created)
+            outcome.status["managedConfigs"] = sorted({k for t in wanted for k in t.configs})
             dlq_plan = plans[0]
             topic = _after(dlq_plan, found.get(dlq_plan.topic.name))
             if topic is not None and topic.replication_factor <= 0:
@@ -243,8 +255,9 @@ class DlqReconciler:
             return dlq.status.get("topic")
 
         if refused:
-            conditions.set(TOPIC_READY, False, "NotSupported", "; ".join(refused), stalled=True)
-            outcome.event("Warning", "NotSupported", "; ".join(refused))
+            message = "; ".join(p.refused or "" for p in refused)
+            conditions.set(TOPIC_READY, False, refused[0].refused_reason, message, stalled=True)
+            outcome.event("Warning", refused[0].refused_reason, message)
         else:
             conditions.set(
                 TOPIC_READY,
@@ -387,8 +400,11 @@ class DlqReconciler:
         except ValidationError:
             return deleted
         if spec.deletion_policy is DeletionPolicy.DELETE and keeps_topic:
-            names = [spec.topic_name, spec.parked_topic_name]
-            await self.topics.delete(names)
+            # Only what this DLQ created: an adopted topic was someone's before it.
+            created = set(dlq.status.get("createdTopics") or ())
+            names = [n for n in (spec.topic_name, spec.parked_topic_name) if n in created]
+            if names:
+                await self.topics.delete(names)
             deleted += [f"topic {name}" for name in names]
         return deleted
 

@@ -7,18 +7,32 @@ never shrinks partitions or changes the replication factor (Kafka cannot do the 
 the second needs a reassignment this operator does not do); it refuses with ``NotSupported``
 and leaves the topic untouched instead.
 
-The spec is the whole truth of a topic's dynamic configs: ``retention.ms`` plus
-``spec.topic.config``. A config set on the topic by hand is drift; it is set back to the
-spec's value, or removed when the spec does not name it.
+Of a topic the DLQ created, the spec is the whole truth of its dynamic configs:
+``retention.ms`` plus ``spec.topic.config``. A config set on the topic by hand is drift; it
+is set back to the spec's value, or removed when the spec does not name it. A topic that
+existed before is touched only with ``spec.topic.adopt``, and then only in the configs the
+operator set: the topic's own configs stay (see :class:`Ownership`).
+
+Which topics a namespace may use at all is decided here too (:func:`access_refusal`,
+:func:`topic_conflict`): one operator identity serves every team, so a DLQ must not be a
+way into a topic that is not its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dlq_operator.api import DeadLetterQueueSpec
 from dlq_operator.kafka import TopicDescription
+from dlq_operator.settings import Settings
+
+NOT_SUPPORTED = "NotSupported"
+ADOPTION_REQUIRED = "AdoptionRequired"
+TOPIC_NOT_GRANTED = "TopicNotGranted"
+TOO_MANY_PARTITIONS = "TooManyPartitions"
+TOPIC_CONFLICT = "TopicConflict"
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,7 @@ class TopicPlan:
     set_configs: Mapping[str, str] = field(default_factory=dict)
     delete_configs: frozenset[str] = frozenset()
     refused: str | None = None  # why the topic cannot be brought to the spec
+    refused_reason: str = NOT_SUPPORTED
 
     @property
     def changes(self) -> bool:
@@ -79,10 +94,30 @@ def desired_topics(spec: DeadLetterQueueSpec) -> list[DesiredTopic]:
     return topics
 
 
-def plan_topic(desired: DesiredTopic, observed: TopicDescription | None) -> TopicPlan:
+@dataclass(frozen=True)
+class Ownership:
+    """What a DLQ holds of its topics, as its status remembers it."""
+
+    created: frozenset[str] = frozenset()  # topics this DLQ created
+    managed_configs: frozenset[str] = frozenset()  # config keys the operator set on them
+    adopt: bool = False  # spec.topic.adopt: topics that existed before may be managed
+
+
+def plan_topic(
+    desired: DesiredTopic, observed: TopicDescription | None, ownership: Ownership = Ownership()
+) -> TopicPlan:
     """How to bring ``observed`` (None: the topic does not exist) to ``desired``."""
     if observed is None:
         return TopicPlan(desired, create=True)
+    adopted = desired.name not in ownership.created
+    if adopted and not ownership.adopt:
+        return TopicPlan(
+            desired,
+            refused=f"topic {desired.name} exists and this DeadLetterQueue did not create it. "
+            "Set spec.topic.adopt: true to manage it (its own configs are kept and it is never "
+            "deleted), or name another topic.",
+            refused_reason=ADOPTION_REQUIRED,
+        )
     if observed.partitions > desired.partitions:
         return TopicPlan(
             desired,
@@ -110,14 +145,84 @@ def plan_topic(desired: DesiredTopic, observed: TopicDescription | None) -> Topi
             for key, value in desired.configs.items()
             if observed.configs.get(key) != value
         },
-        delete_configs=frozenset(observed.configs) - frozenset(desired.configs),
+        # An adopted topic loses only configs the operator itself set before.
+        delete_configs=(
+            frozenset(observed.configs) & ownership.managed_configs
+            if adopted
+            else frozenset(observed.configs)
+        )
+        - frozenset(desired.configs),
     )
 
 
-def topic_claim_winner(claims: list[tuple[str, str, str]]) -> tuple[str, str, str] | None:
-    """Of several DLQs claiming one topic, the one that keeps it: the oldest.
+def access_refusal(
+    namespace: str, spec: DeadLetterQueueSpec, settings: Settings
+) -> tuple[str, str] | None:
+    """(reason, message) when the operator's limits do not let the DLQ have its topics."""
+    default_name = f"{spec.source_topic}.dlq"
+    if spec.topic_name != default_name and not settings.topic_granted(namespace, spec.topic_name):
+        return (
+            TOPIC_NOT_GRANTED,
+            f"spec.topic.name {spec.topic_name} is not {default_name}, and no topic grant of "
+            f"the operator gives namespace {namespace} that topic. Leave spec.topic.name out, "
+            "or ask the platform team for a grant (chart value tenancy.topicGrants).",
+        )
+    parked = spec.topic.parked.partitions if spec.topic.parked else None
+    partitions = max(spec.topic.partitions, parked or 0)
+    if partitions > settings.max_partitions:
+        return (
+            TOO_MANY_PARTITIONS,
+            f"the spec asks for {partitions} partitions and the operator allows at most "
+            f"{settings.max_partitions}. Ask for fewer, or ask the platform team to raise the "
+            "limit (chart value tenancy.maxPartitions).",
+        )
+    return None
 
-    A claim is ``(creationTimestamp, namespace, name)``; ties break on namespace and name so
-    that every replica of the operator picks the same winner.
+
+class TopicClaim(NamedTuple):
+    """One DLQ's use of one topic; claims order by age (then namespace and name)."""
+
+    created: str  # creationTimestamp
+    namespace: str
+    name: str
+    topic: str
+    role: str  # "source", "dead-letter" or "parked"
+
+
+def claimed_topics(spec: DeadLetterQueueSpec) -> dict[str, str]:
+    """topic -> the role it plays for the DLQ. The parked topic is reserved even while
+    retries are off: turning them on must not find it taken."""
+    return {
+        spec.source_topic: "source",
+        spec.topic_name: "dead-letter",
+        spec.parked_topic_name: "parked",
+    }
+
+
+def topic_conflict(
+    mine: tuple[str, str, str], spec: DeadLetterQueueSpec, claims: Iterable[TopicClaim]
+) -> str | None:
+    """Why the DLQ ``mine`` (creationTimestamp, namespace, name) must leave its topics to
+    an older DLQ that uses one of them too; None when it keeps them.
+
+    Only DLQs of one source topic share a topic; any other overlap (a DLQ whose dead-letter
+    topic is another's source, or two DLQs on one dead-letter topic) goes to the oldest, so
+    that every replica of the operator decides alike.
     """
-    return min(claims) if claims else None
+    roles = claimed_topics(spec)
+    for claim in sorted(claims):
+        role = roles.get(claim.topic)
+        if role is None or claim[1:3] == mine[1:] or claim[:3] > mine:
+            continue
+        if role == claim.role == "source":
+            continue
+        fix = (
+            "choose another spec.sourceTopic"
+            if role == "source"
+            else "give this one another spec.topic.name"
+        )
+        return (
+            f"topic {claim.topic} is already the {claim.role} topic of DeadLetterQueue "
+            f"{claim.namespace}/{claim.name}; {fix}"
+        )
+    return None

@@ -27,6 +27,7 @@ def worker_settings(
 ) -> WorkerSettings:
     """The worker configuration that a DLQ and its RetryPolicy call for."""
     return WorkerSettings(
+        source_topic=spec.source_topic,
         dlq_topic=spec.topic_name,
         parked_topic=spec.parked_topic_name,
         group_id=retry_group_name(namespace, name),

@@ -31,14 +31,14 @@ from dlq_operator.api import (
 )
 from dlq_operator.api.conditions import TOPIC_READY, State, get_condition, set_state
 from dlq_operator.api.naming import resolved_group_name
-from dlq_operator.api.reprocessrequest import ReprocessSource
+from dlq_operator.api.reprocessrequest import ReprocessSource, ReprocessTarget
 from dlq_operator.errors import DlqError
 from dlq_operator.kube import KubeClient
 from dlq_operator.reprocess.engine import ReplayOutcome
 from dlq_operator.reprocess.progress import Progress
 from dlq_operator.reprocess.records import reprocessed_by_request
 from dlq_operator.reprocess.runner import replay
-from dlq_operator.settings import KafkaSettings
+from dlq_operator.settings import Settings
 
 PLURAL = "reprocessrequests"
 # A finished replay as Ready/Reconciling/Stalled tell it. A cancelled one did what its spec
@@ -88,9 +88,9 @@ class StopSignal:
 class ReprocessController:
     """Replays ReprocessRequests; one instance per operator process."""
 
-    def __init__(self, kube: KubeClient, kafka: KafkaSettings) -> None:
+    def __init__(self, kube: KubeClient, settings: Settings) -> None:
         self.kube = kube
-        self.kafka = kafka
+        self.settings = settings
         self.running: dict[tuple[str, str], str] = {}  # (namespace, DLQ) -> request name
 
     async def run(
@@ -168,6 +168,10 @@ class ReprocessController:
         stopping: Callable[[], bool],
     ) -> None:
         dlq_spec = DeadLetterQueueSpec.model_validate(dlq["spec"])
+        target, refusal = _target(ref.namespace, spec, dlq_spec, self.settings)
+        if refusal is not None:
+            await self._finish(ref, status, ReprocessPhase.FAILED, refusal, None)
+            return
         topic = (
             dlq_spec.parked_topic_name
             if spec.source is ReprocessSource.PARKED
@@ -199,10 +203,10 @@ class ReprocessController:
         try:
             outcome = await asyncio.to_thread(
                 replay,
-                self.kafka,
+                self.settings.kafka,
                 source_topic=topic,
                 selector=spec.selector,
-                target=spec.target,
+                target=target,
                 rate=spec.rate_limit.messages_per_second,
                 dry_run=spec.dry_run,
                 reprocessed_by=reprocessed_by_request(ref.namespace, ref.name),
@@ -293,6 +297,23 @@ def _waits_for(dlq: Mapping[str, Any] | None, name: str, namespace: str) -> tupl
         why = (topic_ready or {}).get("message") or "not reconciled yet"
         return "WaitingForTopic", f"the topic of DeadLetterQueue {name} is not ready: {why}"
     return None, ""
+
+
+def _target(
+    namespace: str, spec: ReprocessRequestSpec, dlq: DeadLetterQueueSpec, settings: Settings
+) -> tuple[ReprocessTarget, str | None]:
+    """Where the replay writes, and why it may not (None when it may): the DLQ's source
+    topic, or a topic the operator's grants give the namespace. Replays run with the
+    operator's identity, so a request must not be a way into another team's topic."""
+    topic = spec.target.topic or dlq.source_topic
+    if topic != dlq.source_topic and not settings.topic_granted(namespace, topic):
+        return spec.target, (
+            f"spec.target.topic {topic} is not {dlq.source_topic}, the sourceTopic of "
+            f"DeadLetterQueue {spec.dead_letter_queue_ref.name}, and no topic grant of the "
+            f"operator gives namespace {namespace} that topic. Leave spec.target.topic out, "
+            "or ask the platform team for a grant (chart value tenancy.topicGrants)."
+        )
+    return spec.target.model_copy(update={"topic": topic}), None
 
 
 class _Checkpointer:

@@ -52,16 +52,20 @@ def decide(
     headers: Headers,
     record_timestamp: float,
     rules: RetryRules,
+    *,
+    source_topic: str,
     rand: Callable[[], float] = random.random,
 ) -> Park | Retry:
     """Park or retry one dead letter, judged in this order:
 
     1. not an envelope: park with the decoding error's reason (``MalformedEnvelope``, ...);
-    2. its error code (see :func:`~dlq_operator.envelope.effective_error_code`) is
+    2. its ``originalTopic`` is not ``source_topic``, the DLQ's: park ``ForeignTopic`` (the
+       worker republishes with its own Kafka identity, only to its own source topic);
+    3. its error code (see :func:`~dlq_operator.envelope.effective_error_code`) is
        non-retryable: park ``NonRetryable``;
-    3. ``retryCount >= max_retries``: park ``RetriesExhausted`` (the original design's
+    4. ``retryCount >= max_retries``: park ``RetriesExhausted`` (the original design's
        ``retryCount + 1 > maxRetries``);
-    4. otherwise retry at failure time + backoff(retryCount).
+    5. otherwise retry at failure time + backoff(retryCount).
 
     The failure time is ``processingTimestamp``, or ``record_timestamp`` (the DLQ record's
     broker timestamp, epoch seconds) when that is not ISO-8601 or lies after it: a clock
@@ -69,6 +73,12 @@ def decide(
     """
     if isinstance(decoded, EnvelopeError):
         return Park(ParkedReason(decoded.reason), decoded.detail)
+    if decoded.original_topic != source_topic:
+        return Park(
+            ParkedReason.FOREIGN_TOPIC,
+            f"originalTopic {decoded.original_topic} is not {source_topic}, the source topic "
+            "of this dead-letter queue; the retry worker republishes only there",
+        )
     error_code = effective_error_code(decoded, headers)
     if error_code in rules.non_retryable_error_codes:
         return Park(ParkedReason.NON_RETRYABLE, f"error code {error_code} is never retried")

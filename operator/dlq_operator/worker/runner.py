@@ -199,7 +199,13 @@ class RetryWorker:
             decoded = decode_record(record.value)
         except EnvelopeError as exc:
             decoded = exc
-        decision = decide(decoded, record.headers, record.timestamp_ms / 1000, self.rules)
+        decision = decide(
+            decoded,
+            record.headers,
+            record.timestamp_ms / 1000,
+            self.rules,
+            source_topic=self.settings.source_topic,
+        )
         if isinstance(decision, Park):
             if decision.reason is ParkedReason.RETRIES_EXHAUSTED:
                 assert isinstance(decoded, DlqEnvelope)
