@@ -1,8 +1,9 @@
 """One validated settings object for every dlq-operator process.
 
 Values come from the environment (prefix ``DLQ_``), e.g. ``DLQ_KAFKA_BOOTSTRAP_SERVERS``.
-Secrets such as SASL passwords can instead be read from mounted files
-(``DLQ_KAFKA_SASL_PASSWORD_FILE``) so they never appear in a pod spec.
+Kafka credentials come from the files of a mounted Secret (``DLQ_KAFKA_CREDENTIALS_DIR``,
+see :data:`CREDENTIAL_FILES`), so they never appear in a pod spec; passwords are
+``SecretStr``, so they never appear in a repr or a log either.
 """
 
 from __future__ import annotations
@@ -13,8 +14,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The keys of a Kafka credentials Secret (the usual ones of basic-auth and TLS Secrets, plus
+# what an identity may need to connect differently), and the setting each file gives.
+CREDENTIAL_FILES = {
+    "username": "sasl_username",
+    "password": "sasl_password",
+    "ca.crt": "ssl_cafile",
+    "tls.crt": "ssl_certfile",
+    "tls.key": "ssl_keyfile",
+    "bootstrap.servers": "bootstrap_servers",
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+}
+_PATH_SETTINGS = {"ssl_cafile", "ssl_certfile", "ssl_keyfile"}
 
 
 class KafkaSettings(BaseSettings):
@@ -26,18 +41,28 @@ class KafkaSettings(BaseSettings):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
-    sasl_password_file: Path | None = None
+    sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    credentials_dir: Path | None = Field(
+        None,
+        description="A mounted Secret with the keys of CREDENTIAL_FILES; each file present "
+        "sets its setting, over the environment.",
+    )
     request_timeout_ms: int = Field(15000, ge=1000)
 
-    @model_validator(mode="after")
-    def _read_password_file(self) -> KafkaSettings:
-        if self.sasl_password is None and self.sasl_password_file is not None:
-            self.sasl_password = self.sasl_password_file.read_text().strip()
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _read_credentials(cls, data: Any) -> Any:
+        directory = data.get("credentials_dir") if isinstance(data, dict) else None
+        if not directory:
+            return data
+        for file_name, setting in CREDENTIAL_FILES.items():
+            path = Path(directory) / file_name
+            if path.is_file():
+                data[setting] = str(path) if setting in _PATH_SETTINGS else path.read_text().strip()
+        return data
 
     def client_config(self) -> dict[str, object]:
         """Keyword arguments shared by every kafka-python client."""
@@ -47,10 +72,11 @@ class KafkaSettings(BaseSettings):
             "request_timeout_ms": self.request_timeout_ms,
         }
         if self.sasl_mechanism:
+            password = self.sasl_password.get_secret_value() if self.sasl_password else None
             config |= {
                 "sasl_mechanism": self.sasl_mechanism,
                 "sasl_plain_username": self.sasl_username,
-                "sasl_plain_password": self.sasl_password,
+                "sasl_plain_password": password,
             }
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             value = getattr(self, name)
@@ -84,8 +110,15 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         9090, ge=0, le=65535, description="Prometheus /metrics; 0 disables it."
     )
-    worker_kafka_secret: str | None = Field(
-        None, description="Secret mounted into retry workers for Kafka credentials (files)."
+    shared_kafka_secret: str | None = Field(
+        None,
+        description="Retry workers of DLQs without spec.retry.kafkaSecretRef mount a Secret "
+        "of this name from their namespace: the operator's own credentials, shared on "
+        "purpose. Unset, such workers connect without credentials.",
+    )
+    worker_resources: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Resources of retry worker containers whose DLQ sets none, as JSON.",
     )
     monitor_interval_seconds: float = Field(60.0, gt=0, description="Depth check period.")
     alert_sinks: list[dict[str, Any]] = Field(

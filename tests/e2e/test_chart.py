@@ -152,7 +152,11 @@ def test_every_variable_is_a_setting_and_parses(
     assert settings.namespaces == ["payments", "orders"]
     assert settings.kafka.security_protocol == "SASL_SSL"
     assert settings.kafka.sasl_mechanism == "SCRAM-SHA-512"
-    assert settings.worker_kafka_secret == "kafka-sasl-workers"
+    assert settings.shared_kafka_secret == "dlq-operator-kafka"
+    assert settings.topic_granted("payments", "payments.refunds")
+    assert not settings.topic_granted("orders", "payments.refunds")
+    assert settings.max_partitions == 24
+    assert settings.worker_resources["limits"] == {"memory": "256Mi"}
     assert settings.worker_image == "registry.example.com/dlq-operator-worker:0.1.0"
     assert settings.kafka.request_timeout_ms == 30000
     sinks = [WebhookSinkConfig.model_validate(sink) for sink in settings.alert_sinks]
@@ -180,14 +184,38 @@ def test_every_file_the_operator_reads_is_a_mounted_secret(
     wanted |= {
         sink["url_file"] for sink in json.loads(env["DLQ_ALERT_SINKS"]) if "url_file" in sink
     }
-    assert wanted == {
-        "/etc/dlq-operator/kafka/password",
-        "/etc/dlq-operator/kafka-tls/ca.crt",
-        "/etc/dlq-operator/kafka-tls/tls.crt",
-        "/etc/dlq-operator/kafka-tls/tls.key",
-        "/etc/dlq-operator/sinks/1/webhook-url",
-    }
+    assert wanted == {"/etc/dlq-operator/sinks/1/webhook-url"}
     assert wanted <= _mounted_files(deployment)
+    # Kafka credentials are a directory: the whole Secret, whichever keys it has.
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    (credentials,) = [
+        mount
+        for mount in pod["containers"][0]["volumeMounts"]
+        if mount["mountPath"] == env["DLQ_KAFKA_CREDENTIALS_DIR"]
+    ]
+    assert volumes[credentials["name"]]["secret"]["secretName"] == "dlq-operator-kafka"
+
+
+def test_the_operator_reaches_kafka_as_its_workers_do(everything: list[dict[str, Any]]) -> None:
+    """One translation of Kafka settings into a pod: the chart renders what
+    ``kafka_workload`` gives the retry workers, for the same settings and Secret."""
+    from dlq_operator.reconcile.workload import kafka_workload
+
+    deployment = find(everything, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    env = container_env(deployment)
+    kafka = KafkaSettings(
+        bootstrap_servers="kafka-0.kafka:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+    )
+    expected = kafka_workload(kafka, "dlq-operator-kafka")
+    assert {k: v for k, v in env.items() if k.startswith("DLQ_KAFKA_")} == expected.env | {
+        "DLQ_KAFKA_REQUEST_TIMEOUT_MS": "30000"  # the values' extraEnv
+    }
+    assert expected.volumes[0] in pod["volumes"]
+    assert expected.mounts[0] in pod["containers"][0]["volumeMounts"]
 
 
 def test_watched_namespaces_get_roles_and_nothing_namespaced_cluster_wide(
@@ -218,10 +246,12 @@ def test_monitoring_objects(everything: list[dict[str, Any]]) -> None:
     }
     assert set(rules) == {
         "DeadLetterQueueCritical",
+        "DeadLetterQueueWarning",
         "DeadLetterQueueGrowing",
         "DeadLetterQueueMonitorFailing",
     }
     assert "dlq_alert_level) >= 2" in rules["DeadLetterQueueCritical"]["expr"]
+    assert "dlq_alert_level) >= 1" in rules["DeadLetterQueueWarning"]["expr"]
     assert "dlq_unresolved" in rules["DeadLetterQueueGrowing"]["expr"]
     assert "rate(dlq_check_errors_total" in rules["DeadLetterQueueMonitorFailing"]["expr"]
     assert "{{ $labels.namespace }}" in rules["DeadLetterQueueCritical"]["annotations"]["summary"]
@@ -242,7 +272,7 @@ def test_metrics_can_be_turned_off(helm: Helm) -> None:
         ((), "/kafka/bootstrapServers"),
         ((BOOTSTRAP, "--set=kafka.bootstrapServers=kafka"), "/kafka/bootstrapServers"),
         ((BOOTSTRAP, "--set=kafka.securityProtocol=TLS"), "/kafka/securityProtocol"),
-        ((BOOTSTRAP, "--set=kafka.securityProtocol=SASL_SSL"), "/kafka/sasl"),
+        ((BOOTSTRAP, "--set=kafka.securityProtocol=SASL_SSL"), "/kafka/existingSecret"),
         ((BOOTSTRAP, "--set=kafka.bootstrapServer=kafka:9092"), "bootstrapServer"),
         ((BOOTSTRAP, "--set=healthPort=eighty"), "/healthPort"),
         ((BOOTSTRAP, "--set=monitor.intervalSeconds=0"), "/monitor/intervalSeconds"),

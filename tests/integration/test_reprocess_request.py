@@ -156,9 +156,9 @@ def test_suspend_cancels_and_a_second_request_waits(
     )
     cancelled = wait_phase(objects, namespace, "slow", "Cancelled")
     assert 0 < cancelled["replayed"] < 600
-    # Cancelled is what its spec asked for: neither in progress nor in need of a person.
+    # Cancelled is what its spec asked for: Ready, neither in progress nor stalled.
     assert {c["type"]: c["status"] for c in cancelled["conditions"]} == {
-        "Ready": "False",
+        "Ready": "True",
         "Reconciling": "False",
         "Stalled": "False",
     }

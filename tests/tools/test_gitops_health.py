@@ -122,14 +122,6 @@ def dlq_stalled(reason: str, message: str) -> Case:
                 status(State.STALLED, reason, message), "Failed", "Degraded")
 
 
-# What kstatus says of a cancelled replay as the operator writes it now (State.SETTLED:
-# Ready False, nothing Reconciling or Stalled): it goes by Ready, and Ready False is
-# InProgress, so a Flux Kustomization with `wait: true` would wait on it until its timeout.
-# The contract wants Current (suspend is the desired state): Ready True, reason Cancelled.
-CANCELLED_IS_IN_PROGRESS = pytest.mark.xfail(
-    strict=True, reason="a Cancelled ReprocessRequest says Ready False: kstatus InProgress"
-)
-
 CASES = [
     # kstatus calls an object whose status the operator has not written yet Current (there
     # is nothing to compare); Argo CD waits for the operator. See examples/gitops/README.md.
@@ -176,7 +168,8 @@ CASES = [
          status(State.STALLED, "Failed", "topic orders is gone; recreate it, then a new "
                 "request", phase="Failed"), "Failed", "Degraded"),
     Case("ReprocessRequest", "cancelled (spec.suspend)",
-         status(State.SETTLED, "Cancelled", "Cancelled at the checkpoint; so far 40 replayed",
+         # Suspend is the desired state: Ready, reason Cancelled (kstatus reads Ready).
+         status(State.READY, "Cancelled", "Cancelled at the checkpoint; so far 40 replayed",
                 phase="Cancelled", generation=2), "Current", "Suspended",
          generation=2, spec=SUSPEND),
     Case("ReprocessRequest", "suspend set, not yet seen",
@@ -208,15 +201,7 @@ def test_case_objects_follow_the_crds(case: Case) -> None:
     assert crd_schema_errors(case.object()) == []
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=CANCELLED_IS_IN_PROGRESS) if case.state.startswith("cancelled")
-        else case
-        for case in CASES
-    ],
-    ids=_id,
-)
+@pytest.mark.parametrize("case", CASES, ids=_id)
 def test_verdicts(case: Case, verdicts: dict[str, Health]) -> None:
     health = verdicts[case.name]
     assert (health.kind, health.namespace) == (case.kind, "orion-dlq")

@@ -98,7 +98,6 @@ def test_get_condition() -> None:
         (State.READY, "True", "False", "False"),
         (State.RECONCILING, "False", "True", "False"),
         (State.STALLED, "False", "False", "True"),
-        (State.SETTLED, "False", "False", "False"),
     ],
 )
 def test_a_state_sets_ready_reconciling_and_stalled_together(

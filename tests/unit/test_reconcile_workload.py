@@ -71,3 +71,61 @@ def test_the_hash_changes_exactly_with_the_effective_configuration() -> None:
     assert config_hash(deployment({})) == same, "defaults are the same configuration"
     assert config_hash(deployment({"maxRetries": 4})) != same
     assert config_hash(deployment({"backoff": {"jitter": 0.5}})) != same
+
+
+def mounts_of(manifest: dict) -> tuple[list[dict], list[dict]]:
+    pod = manifest["spec"]["template"]["spec"]
+    return pod["volumes"], pod["containers"][0]["volumeMounts"]
+
+
+def test_a_worker_gets_its_own_dlqs_credentials_as_files() -> None:
+    own = DeadLetterQueueSpec.model_validate(
+        {
+            "sourceTopic": "orders",
+            "retry": {"policyRef": {"name": "p"}, "kafkaSecretRef": {"name": "orders-kafka"}},
+        }
+    )
+    manifest = deployment(dlq=own)
+    volumes, mounts = mounts_of(manifest)
+    assert volumes == [
+        {
+            "name": "kafka-credentials",
+            "secret": {"secretName": "orders-kafka", "defaultMode": 0o440},
+        }
+    ]
+    assert mounts == [
+        {"name": "kafka-credentials", "mountPath": "/etc/dlq-operator/kafka", "readOnly": True}
+    ]
+    env = env_of(manifest)
+    assert env["DLQ_KAFKA_CREDENTIALS_DIR"] == "/etc/dlq-operator/kafka"
+    assert not [key for key in env if "PASSWORD" in key or "USERNAME" in key]
+
+
+def test_the_operators_credentials_reach_workers_only_when_shared() -> None:
+    assert mounts_of(deployment()) == ([], [])
+    assert "DLQ_KAFKA_CREDENTIALS_DIR" not in env_of(deployment())
+    sharing = SETTINGS.model_copy(update={"shared_kafka_secret": "dlq-operator-kafka"})
+    manifest = desired_deployment(
+        "shop", "orders", "uid-1", DLQ, RetryPolicySpec.model_validate({}), sharing
+    )
+    assert mounts_of(manifest)[0][0]["secret"]["secretName"] == "dlq-operator-kafka"
+
+
+def test_workers_get_the_default_resources_unless_the_dlq_sets_its_own() -> None:
+    defaults = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+    settings = SETTINGS.model_copy(update={"worker_resources": defaults})
+
+    def resources(dlq: DeadLetterQueueSpec) -> dict:
+        manifest = desired_deployment(
+            "shop", "orders", "uid-1", dlq, RetryPolicySpec.model_validate({}), settings
+        )
+        return manifest["spec"]["template"]["spec"]["containers"][0]["resources"]
+
+    assert resources(DLQ) == defaults
+    own = DeadLetterQueueSpec.model_validate(
+        {
+            "sourceTopic": "orders",
+            "retry": {"policyRef": {"name": "p"}, "resources": {"limits": {"memory": "1Gi"}}},
+        }
+    )
+    assert resources(own) == {"limits": {"memory": "1Gi"}}

@@ -33,7 +33,6 @@ class State(Enum):
     READY = "ready"  # the object is what its spec asks for
     RECONCILING = "reconciling"  # not yet: work under way, or waiting for a dependency
     STALLED = "stalled"  # not without a person: the message names the fix
-    SETTLED = "settled"  # not ready, but as asked, with nothing left to do (a cancelled replay)
 
 
 def get_condition(conditions: Sequence[Mapping[str, Any]], type: str) -> dict[str, Any] | None:

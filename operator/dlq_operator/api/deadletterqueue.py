@@ -210,7 +210,17 @@ class RetrySpec(SpecModel):
     )
     replicas: int = Field(1, ge=0, le=100, description="Number of retry worker pods.")
     resources: ResourceRequirements | None = Field(
-        None, description="Compute resources of each retry worker pod."
+        None,
+        description="Compute resources of each retry worker pod. Default: the operator's "
+        "(chart value worker.resources).",
+    )
+    kafka_secret_ref: ObjectRef | None = Field(
+        None,
+        description="A Secret in this namespace with the workers' own Kafka credentials, "
+        "under the keys username and password (SASL), tls.crt and tls.key (a client "
+        "certificate), ca.crt (the brokers' CA). Without it workers connect without "
+        "credentials, unless the operator shares its own (chart value "
+        "worker.shareOperatorCredentials).",
     )
 
 

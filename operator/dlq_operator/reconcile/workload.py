@@ -16,10 +16,10 @@ from typing import Any
 
 from dlq_operator.api import DeadLetterQueueSpec, RetryPolicySpec, parse_duration
 from dlq_operator.api.naming import CONFIG_HASH_ANNOTATION, retry_group_name, worker_deployment_name
-from dlq_operator.settings import Settings, WorkerSettings
+from dlq_operator.settings import KafkaSettings, Settings, WorkerSettings
 
 WORKER_COMPONENT = "retry-worker"
-WORKER_SECRET_DIR = "/etc/dlq-operator/kafka"
+KAFKA_CREDENTIALS_DIR = "/etc/dlq-operator/kafka"
 
 
 def worker_settings(
@@ -50,28 +50,38 @@ def worker_labels(name: str) -> dict[str, str]:
     }
 
 
-def kafka_environment(settings: Settings) -> dict[str, str]:
-    """How the worker reaches Kafka: the operator's own connection settings, minus secrets.
+@dataclass(frozen=True)
+class KafkaWorkload:
+    """How a pod reaches Kafka: connection settings as environment variables, credentials
+    as the files of one Secret (read back by ``KafkaSettings.credentials_dir``)."""
 
-    Credentials reach the worker as files from ``settings.worker_kafka_secret``, mounted
-    at :data:`WORKER_SECRET_DIR`: ``password`` for SASL, ``ca.crt`` for a private CA.
-    """
-    kafka = settings.kafka
+    env: dict[str, str]
+    volumes: list[dict[str, Any]]
+    mounts: list[dict[str, Any]]
+
+
+def kafka_workload(kafka: KafkaSettings, secret: str | None) -> KafkaWorkload:
+    """The one translation of Kafka settings into a pod's environment and mounts: the
+    chart's operator Deployment (a test renders it and compares) and every retry worker.
+    Nothing secret is ever put into the environment."""
     env = {
         "DLQ_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "DLQ_KAFKA_SECURITY_PROTOCOL": kafka.security_protocol,
     }
     if kafka.sasl_mechanism:
         env["DLQ_KAFKA_SASL_MECHANISM"] = kafka.sasl_mechanism
-    if settings.worker_kafka_secret:
-        if kafka.sasl_mechanism:
-            env |= {
-                "DLQ_KAFKA_SASL_USERNAME": kafka.sasl_username or "",
-                "DLQ_KAFKA_SASL_PASSWORD_FILE": f"{WORKER_SECRET_DIR}/password",
-            }
-        if kafka.security_protocol in ("SSL", "SASL_SSL") and kafka.ssl_cafile:
-            env["DLQ_KAFKA_SSL_CAFILE"] = f"{WORKER_SECRET_DIR}/ca.crt"
-    return env
+    if secret is None:
+        return KafkaWorkload(env, [], [])
+    env["DLQ_KAFKA_CREDENTIALS_DIR"] = KAFKA_CREDENTIALS_DIR
+    volume = {"name": "kafka-credentials", "secret": {"secretName": secret, "defaultMode": 0o440}}
+    mount = {"name": "kafka-credentials", "mountPath": KAFKA_CREDENTIALS_DIR, "readOnly": True}
+    return KafkaWorkload(env, [volume], [mount])
+
+
+def worker_kafka_secret(spec: DeadLetterQueueSpec, settings: Settings) -> str | None:
+    """The DLQ's own credentials; the operator's only where the operator shares them."""
+    ref = spec.retry.kafka_secret_ref if spec.retry else None
+    return ref.name if ref is not None else settings.shared_kafka_secret
 
 
 def config_hash(pod_spec: dict[str, Any]) -> str:
@@ -90,21 +100,14 @@ def desired_deployment(
 ) -> dict[str, Any]:
     """The worker Deployment manifest, owned by the DeadLetterQueue."""
     worker = worker_settings(namespace, name, spec, policy)
-    env = worker.environment() | kafka_environment(settings)
+    kafka = kafka_workload(settings.kafka, worker_kafka_secret(spec, settings))
+    env = worker.environment() | kafka.env
     labels = worker_labels(name)
     resources = (
         spec.retry.resources.model_dump(by_alias=True, exclude_none=True)
         if spec.retry and spec.retry.resources
-        else {}
+        else settings.worker_resources
     )
-    volumes, mounts = [], []
-    if settings.worker_kafka_secret:
-        volumes.append(
-            {"name": "kafka-credentials", "secret": {"secretName": settings.worker_kafka_secret}}
-        )
-        mounts.append(
-            {"name": "kafka-credentials", "mountPath": WORKER_SECRET_DIR, "readOnly": True}
-        )
     container = {
         "name": "worker",
         "image": settings.worker_image,
@@ -124,7 +127,7 @@ def desired_deployment(
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": mounts,
+        "volumeMounts": kafka.mounts,
     }
     pod_spec = {
         # Workers talk to Kafka only, never to the Kubernetes API.
@@ -132,7 +135,7 @@ def desired_deployment(
         "terminationGracePeriodSeconds": 60,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
-        "volumes": volumes,
+        "volumes": kafka.volumes,
     }
     return {
         "apiVersion": "apps/v1",

@@ -41,12 +41,13 @@ from dlq_operator.reprocess.runner import replay
 from dlq_operator.settings import Settings
 
 PLURAL = "reprocessrequests"
-# A finished replay as Ready/Reconciling/Stalled tell it. A cancelled one did what its spec
-# (suspend) asked, so it is not stalled; a failed one needs a person.
+# A finished replay as Ready/Reconciling/Stalled tell it. A cancelled one is what its spec
+# (suspend) asks for, so it is Ready, reason Cancelled (kstatus: Current); a failed one
+# needs a person.
 _FINAL_STATES = {
     ReprocessPhase.SUCCEEDED: State.READY,
     ReprocessPhase.FAILED: State.STALLED,
-    ReprocessPhase.CANCELLED: State.SETTLED,
+    ReprocessPhase.CANCELLED: State.READY,
 }
 # How often a waiting request looks again at what it waits for.
 WAIT_POLL_SECONDS = 2.0
