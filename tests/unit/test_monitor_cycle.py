@@ -298,7 +298,28 @@ def test_alerting_switched_off_never_alerts() -> None:
     silent = resource()
     silent["spec"]["alerting"] = {"enabled": False}
     result = check_dlq(silent, figures(1000), now=T0)
-    assert (result.level, result.notification) == (AlertLevel.OK, None)
+    assert (result.level, result.notification, result.alerting) == (AlertLevel.OK, None, False)
+
+
+def test_a_paused_dlq_is_measured_but_never_alerts() -> None:
+    assert check_dlq(resource(), figures(1000), now=T0).alerting
+    paused = resource()
+    paused["metadata"]["annotations"] = {"dlq.orion.io/paused": "true"}
+    result = check_dlq(paused, figures(1000), now=T0)
+    assert (result.level, result.notification, result.alerting) == (AlertLevel.OK, None, False)
+    assert result.status_patch is not None and result.status_patch["unresolved"] == 1000
+
+    # Paused while critical: the alert ends as when alerting is switched off.
+    critical = checked({}, figures(60))
+    assert critical["alertLevel"] == "Critical"
+    paused["status"] = critical
+    result = check_dlq(paused, figures(60), now=T0 + MINUTE)
+    assert result.level is AlertLevel.OK
+    assert result.notification is not None
+    assert result.notification.kind is NotificationKind.RESOLVED
+
+    paused["metadata"]["annotations"] = {"dlq.orion.io/paused": "false"}
+    assert check_dlq(paused, figures(60), now=T0 + 2 * MINUTE).alerting
 
 
 def test_upsert_condition_replaces_in_place() -> None:

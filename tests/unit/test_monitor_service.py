@@ -131,3 +131,27 @@ def test_a_cache_that_has_not_seen_the_last_write_does_not_alert_twice(mocker) -
     world.high = 200
     assert world.cycle(monitor).notifications == 1
     assert world.resource["status"]["alertLevel"] == "Critical"
+
+
+def test_pausing_a_dlq_turns_its_alerting_metric_off(mocker) -> None:
+    world = FakeWorld(mocker)
+    world.resource["metadata"]["uid"] = "u-paused"
+    world.resource["spec"]["alerting"] = {"warnThreshold": 2, "criticalThreshold": 3}
+    world.cached = deepcopy(world.resource)
+    monitor = world.monitor()
+    labels = {"namespace": "shop", "name": "orders", "topic": "orders.dlq"}
+
+    def alerting() -> float | None:
+        return REGISTRY.get_sample_value("dlq_alerting_enabled", labels)
+
+    assert world.cycle(monitor).notifications == 1  # 4 unresolved: critical
+    assert alerting() == 1
+
+    # An annotation changes the resourceVersion, not the generation.
+    world.resource["metadata"]["annotations"] = {"dlq.orion.io/paused": "true"}
+    world.resource["metadata"]["resourceVersion"] = "100"
+    world.cached = deepcopy(world.resource)
+    world.cycle(monitor)
+    assert alerting() == 0
+    assert world.resource["status"]["alertLevel"] == "OK"
+    assert REGISTRY.get_sample_value("dlq_unresolved", labels) == 4  # still measured

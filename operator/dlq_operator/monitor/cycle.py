@@ -38,6 +38,12 @@ is OK, the next cycles skip it, until the heartbeat is due. Time alone changes n
 else then (its inflow is 0, no re-notification waits) but the age of its oldest unresolved
 record, a metric the caller keeps current from :attr:`QuietCheck.oldest_unresolved_at`.
 
+A paused DLQ (annotation ``dlq.orion.io/paused: "true"``, which the reconciler also leaves
+alone) is measured like any other but raises no alerts, as with ``spec.alerting.enabled:
+false``: its level stays OK, so no Events and no webhooks. :attr:`DlqCheck.alerting` says
+which DLQs raise alerts; it is the metric ``dlq_alerting_enabled``, which the chart's
+Prometheus rules join so that they stay as quiet as the operator.
+
 When the broker cannot be queried, :func:`stale_patch` sets ``DepthKnown`` to False with
 the error's reason and keeps the old figures; it patches once, not on every failed cycle.
 """
@@ -51,7 +57,7 @@ from functools import cached_property
 from typing import Any
 
 from dlq_operator.api import DeadLetterQueueSpec, parse_duration
-from dlq_operator.api.naming import resolved_group_name, retry_group_name
+from dlq_operator.api.naming import PAUSED_ANNOTATION, resolved_group_name, retry_group_name
 from dlq_operator.monitor.alerts import (
     ALERT_CONDITION,
     AlertLevel,
@@ -113,6 +119,8 @@ class AlertRule:
     warning: int | None
     critical: int | None
     renotify_interval: timedelta | None
+    enabled: bool = True
+    """False: ``spec.alerting.enabled`` is false or the DLQ is paused (no thresholds)."""
 
 
 @dataclass(frozen=True)
@@ -147,8 +155,17 @@ def target_of(resource: Resource) -> DlqTarget:
 
 
 def alert_rule_of(resource: Resource) -> AlertRule:
-    """``spec.alerting``; alerting switched off means no thresholds at all."""
-    return _compiled(resource).rule
+    """``spec.alerting``; alerting switched off, or the DLQ paused, means no thresholds at
+    all. (The pause is an annotation: it changes no generation, so it is not compiled.)"""
+    rule = _compiled(resource).rule
+    if is_paused(resource):
+        return AlertRule(rule.figure, None, None, None, enabled=False)
+    return rule
+
+
+def is_paused(resource: Resource) -> bool:
+    annotations = resource["metadata"].get("annotations") or {}
+    return annotations.get(PAUSED_ANNOTATION) == "true"
 
 
 def _target(metadata: Mapping[str, Any], spec: DeadLetterQueueSpec) -> DlqTarget:
@@ -164,7 +181,7 @@ def _target(metadata: Mapping[str, Any], spec: DeadLetterQueueSpec) -> DlqTarget
 def _alert_rule(spec: DeadLetterQueueSpec) -> AlertRule:
     alerting = spec.alerting
     if not alerting.enabled:
-        return AlertRule(alerting.metric.value, None, None, None)
+        return AlertRule(alerting.metric.value, None, None, None, enabled=False)
     return AlertRule(
         alerting.metric.value,
         alerting.warn_threshold,
@@ -287,6 +304,8 @@ class DlqCheck:
     level: AlertLevel
     notification: Notification | None
     status_patch: dict[str, Any] | None
+    alerting: bool = True
+    """False when the DLQ raises no alerts at all: see :attr:`AlertRule.enabled`."""
 
 
 def check_dlq(
@@ -325,7 +344,7 @@ def check_dlq(
         now=now,
         heartbeat=heartbeat,
     )
-    return DlqCheck(level=after.level, notification=notification, status_patch=patch)
+    return DlqCheck(after.level, notification, patch, alerting=rule.enabled)
 
 
 def status_patch(

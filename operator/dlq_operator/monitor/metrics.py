@@ -5,6 +5,14 @@ Per-DLQ gauges carry the labels ``namespace``, ``name`` and ``topic`` (the DLQ t
 records retained on the DLQ topic. A gauge that has no value for a DLQ (the age of the
 oldest unresolved record when nothing is unresolved or it is unknown) has no sample at
 all, rather than a misleading zero.
+
+``dlq_alerting_enabled`` is 1 while the operator raises alerts for a DLQ and 0 while it
+does not: ``spec.alerting.enabled`` is false, or the DLQ is paused (the annotation
+``dlq.orion.io/paused: "true"``). The figures of such a DLQ are still measured and
+published, so dashboards keep showing it; alert rules written on the figures join this
+gauge to stay as quiet as the operator's own notifications (the chart's PrometheusRule
+does: ``unless on (namespace, name, topic) (dlq_alerting_enabled == 0)``, so a DLQ
+without the gauge still alerts).
 """
 
 from __future__ import annotations
@@ -24,6 +32,11 @@ PENDING = Gauge("dlq_pending", "DLQ records the retry worker has not handled yet
 PARKED = Gauge("dlq_parked", "Parked records nobody has reprocessed or purged.", _LABELS)
 UNRESOLVED = Gauge("dlq_unresolved", "Records that still need the worker or people.", _LABELS)
 ALERT_LEVEL = Gauge("dlq_alert_level", "Alert level: 0 OK, 1 warning, 2 critical.", _LABELS)
+ALERTING_ENABLED = Gauge(
+    "dlq_alerting_enabled",
+    "1 while the DLQ raises alerts; 0 when spec.alerting.enabled is false or it is paused.",
+    _LABELS,
+)
 OLDEST_UNRESOLVED_AGE = Gauge(
     "dlq_oldest_unresolved_age_seconds", "Age of the oldest unresolved record.", _LABELS
 )
@@ -38,7 +51,15 @@ NOTIFICATIONS = Counter(
     "dlq_alert_notifications_total", "Notifications delivered to an alert sink.", ["sink", "kind"]
 )
 
-_PER_DLQ = (MESSAGE_COUNT, PENDING, PARKED, UNRESOLVED, ALERT_LEVEL, OLDEST_UNRESOLVED_AGE)
+_PER_DLQ = (
+    MESSAGE_COUNT,
+    PENDING,
+    PARKED,
+    UNRESOLVED,
+    ALERT_LEVEL,
+    ALERTING_ENABLED,
+    OLDEST_UNRESOLVED_AGE,
+)
 
 
 @dataclass
@@ -46,7 +67,7 @@ class _Series:
     """One DLQ's gauge children, looked up once rather than every cycle."""
 
     topic: str
-    figures: tuple[Gauge, ...]  # messages, pending, parked, unresolved, alert level
+    figures: tuple[Gauge, ...]  # messages, pending, parked, unresolved, level, alerting
     oldest_age: Gauge | None = None  # while the DLQ has an oldest unresolved record
 
 
@@ -55,20 +76,28 @@ _series: dict[tuple[str, str], _Series] = {}
 
 
 def publish_figures(
-    namespace: str, name: str, topic: str, figures: DepthFigures, level: AlertLevel
+    namespace: str,
+    name: str,
+    topic: str,
+    figures: DepthFigures,
+    level: AlertLevel,
+    *,
+    alerting: bool,
 ) -> None:
+    """A DLQ's figures and alert level; ``alerting``: whether the DLQ raises alerts."""
     series = _series.get((namespace, name))
     if series is None or series.topic != topic:
         forget(namespace, name)
         labels = (namespace, name, topic)
-        series = _Series(topic, tuple(gauge.labels(*labels) for gauge in _PER_DLQ[:5]))
+        series = _Series(topic, tuple(gauge.labels(*labels) for gauge in _PER_DLQ[:6]))
         _series[namespace, name] = series
-    messages, pending, parked, unresolved, alert_level = series.figures
+    messages, pending, parked, unresolved, alert_level, alerting_enabled = series.figures
     messages.set(figures.messages)
     pending.set(figures.pending)
     parked.set(figures.parked)
     unresolved.set(figures.unresolved)
     alert_level.set(int(level))
+    alerting_enabled.set(1 if alerting else 0)
     age = figures.oldest_unresolved_age_seconds
     if age is not None:
         if series.oldest_age is None:

@@ -207,7 +207,12 @@ class DepthMonitor:
             )
             check = check_dlq(resource, figures, now=now)
             metrics.publish_figures(
-                target.namespace, target.name, target.dlq_topic, figures, check.level
+                target.namespace,
+                target.name,
+                target.dlq_topic,
+                figures,
+                check.level,
+                alerting=check.alerting,
             )
             if check.notification is not None:
                 report.notifications += 1
