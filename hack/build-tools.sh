@@ -2,7 +2,7 @@
 # Builds the local platform's tools once and caches them outside the repository:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
 #   kubectl                         (one Go module pinned to a Kubernetes release)
-#   helm, crictl                    (go install at a pinned version)
+#   helm, crictl, promtool          (go install at a pinned version)
 #   Kafka jars                      (Maven, from a generated pom)
 #   the pause image                 (the release's pause.c, static, as an OCI archive)
 #   gitops-check                    (hack/gitops-check: kstatus and Argo CD health verdicts)
@@ -169,6 +169,20 @@ build_helm() {
   touch "$stamp"
 }
 
+# promtool (Prometheus 3.x) checks and unit-tests the chart's alert rules. The module tag
+# v0.3AB.C is Prometheus 3.AB.C; stamp that release into `promtool --version`, as the
+# release build does.
+build_promtool() {
+  local stamp="$bin/.promtool-$PROMETHEUS_VERSION"
+  [ -f "$stamp" ] && [ -x "$bin/promtool" ] && return 0
+  local n=${PROMETHEUS_VERSION#v0.} release
+  release="$((${n%%.*} / 100)).$((${n%%.*} % 100)).${n#*.}"
+  GOBIN="$bin" run_logged promtool "$logs/build-promtool.log" go install -trimpath \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release -X github.com/prometheus/common/version.Branch=HEAD" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+  touch "$stamp"
+}
+
 # gitops-check is the project's own module (its go.mod pins kstatus and gopher-lua): the
 # stamp is a hash of its sources, so any change rebuilds it.
 build_gitops_check() {
@@ -204,16 +218,17 @@ if [ "${1:-}" = "--print-paths" ]; then
   exit 0
 fi
 
-targets=${*:-packages kafka kube crictl helm pause gitops-check}
+targets=${*:-packages kafka kube crictl helm promtool pause gitops-check}
 for t in $targets; do
   case $t in
     packages | node) install_packages ;;
     kube) build_kube ;;
     helm) build_helm ;;
+    promtool) build_promtool ;;
     gitops-check) build_gitops_check ;;
     crictl) build_crictl ;;
     kafka) fetch_kafka ;;
     pause) build_pause ;;
-    *) echo "build-tools: unknown target '$t' (packages|node|kafka|kube|crictl|helm|pause|gitops-check)" >&2; exit 2 ;;
+    *) echo "build-tools: unknown target '$t' (packages|node|kafka|kube|crictl|helm|promtool|pause|gitops-check)" >&2; exit 2 ;;
   esac
 done
