@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 import yaml
+from kubernetes import client
 
-from tests.support import GROUP, KINDS
+from tests.support import GROUP, KINDS, wait_for
+
+T = TypeVar("T")
+OPERATOR_SELECTOR = "app.kubernetes.io/component=operator"
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "dlq-operator"
@@ -81,3 +88,62 @@ def find(manifests: list[dict[str, Any]], kind: str, name: str | None = None) ->
 def container_env(deployment: dict[str, Any]) -> dict[str, str]:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return {item["name"]: item["value"] for item in container["env"]}
+
+
+@dataclass
+class Release:
+    """The installed chart, and what the tests need to look at its pods."""
+
+    helm: Helm
+    name: str
+    namespace: str
+    image: str
+    bootstrap: str
+    core: client.CoreV1Api
+    kubectl: Callable[..., subprocess.CompletedProcess[str]]
+
+    def operator_pods(self) -> list[client.V1Pod]:
+        return self.core.list_namespaced_pod(self.namespace, label_selector=OPERATOR_SELECTOR).items
+
+    def ready_operator_pod(self, timeout: float = 180, not_uid: str | None = None) -> client.V1Pod:
+        def ready() -> client.V1Pod | None:
+            return next(
+                (
+                    p
+                    for p in self.operator_pods()
+                    if is_ready(p)
+                    and p.metadata.uid != not_uid
+                    and not p.metadata.deletion_timestamp
+                ),
+                None,
+            )
+
+        return self.wait(ready, what="the operator pod Ready", timeout=timeout)
+
+    def operator_log(self) -> str:
+        pods = self.operator_pods()
+        if not pods:
+            return "(no operator pod)"
+        result = self.kubectl("logs", "-n", self.namespace, pods[-1].metadata.name, check=False)
+        return result.stdout + result.stderr
+
+    def wait(self, predicate: Callable[[], T], what: str, timeout: float = 180) -> T:
+        """wait_for, with the operator's log and the pods' states in the failure."""
+        try:
+            return wait_for(predicate, timeout=timeout, interval=0.5, what=what)
+        except pytest.fail.Exception as exc:
+            pods = self.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+            tail = "\n".join(self.operator_log().splitlines()[-40:])
+            pytest.fail(f"{exc}\n--- pods ---\n{pods}\n--- operator log ---\n{tail}", pytrace=False)
+
+    def upgrade(self, *values: str) -> None:
+        self.helm.run(
+            "upgrade", self.name, str(CHART), "-n", self.namespace, "--reuse-values", *values
+        )
+
+
+def is_ready(pod: client.V1Pod) -> bool:
+    conditions = pod.status.conditions or []
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in conditions
+    )

@@ -7,12 +7,8 @@ image and Kafka values, so it serves every namespace; each test works in its own
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
@@ -20,7 +16,7 @@ from kafka.admin import NewTopic
 from kubernetes import client
 
 from dlq_operator.api.naming import retry_group_name, worker_deployment_name
-from tests.e2e.chart import CHART, Helm
+from tests.e2e.chart import Release, is_ready
 from tests.support import (
     GROUP,
     VERSION,
@@ -30,122 +26,11 @@ from tests.support import (
     get_object,
     headers_of,
     read_all,
-    wait_for,
 )
 
-T = TypeVar("T")
 WORKER_SELECTOR = "app.kubernetes.io/component=retry-worker"
-OPERATOR_SELECTOR = "app.kubernetes.io/component=operator"
 # Retries at once: what a worker republishes shows up without waiting.
 FAST_POLICY = {"maxRetries": 3, "backoff": {"initialDelay": "0s"}}
-
-
-@dataclass
-class Release:
-    """The installed chart, and what the tests need to look at its pods."""
-
-    helm: Helm
-    name: str
-    namespace: str
-    image: str
-    bootstrap: str
-    core: client.CoreV1Api
-    kubectl: Callable[..., subprocess.CompletedProcess[str]]
-
-    def operator_pods(self) -> list[client.V1Pod]:
-        return self.core.list_namespaced_pod(self.namespace, label_selector=OPERATOR_SELECTOR).items
-
-    def ready_operator_pod(self, timeout: float = 180, not_uid: str | None = None) -> client.V1Pod:
-        def ready() -> client.V1Pod | None:
-            return next(
-                (
-                    p
-                    for p in self.operator_pods()
-                    if is_ready(p)
-                    and p.metadata.uid != not_uid
-                    and not p.metadata.deletion_timestamp
-                ),
-                None,
-            )
-
-        return self.wait(ready, what="the operator pod Ready", timeout=timeout)
-
-    def operator_log(self) -> str:
-        pods = self.operator_pods()
-        if not pods:
-            return "(no operator pod)"
-        result = self.kubectl("logs", "-n", self.namespace, pods[-1].metadata.name, check=False)
-        return result.stdout + result.stderr
-
-    def wait(self, predicate: Callable[[], T], what: str, timeout: float = 180) -> T:
-        """wait_for, with the operator's log and the pods' states in the failure."""
-        try:
-            return wait_for(predicate, timeout=timeout, interval=0.5, what=what)
-        except pytest.fail.Exception as exc:
-            pods = self.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
-            tail = "\n".join(self.operator_log().splitlines()[-40:])
-            pytest.fail(f"{exc}\n--- pods ---\n{pods}\n--- operator log ---\n{tail}", pytrace=False)
-
-    def upgrade(self, *values: str) -> None:
-        self.helm.run(
-            "upgrade", self.name, str(CHART), "-n", self.namespace, "--reuse-values", *values
-        )
-
-
-def is_ready(pod: client.V1Pod) -> bool:
-    conditions = pod.status.conditions or []
-    return pod.status.phase == "Running" and any(
-        c.type == "Ready" and c.status == "True" for c in conditions
-    )
-
-
-@pytest.fixture(scope="module")
-def module_kubectl(tools_bin: Path, kubeconfig: Path):
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(tools_bin / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and result.returncode:
-            raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
-        return result
-
-    return run
-
-
-@pytest.fixture(scope="module")
-def release(
-    tools_bin: Path,
-    kubeconfig: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    api_client: client.ApiClient,
-    operator_image: str,
-    pod_kafka_bootstrap: str,
-    module_kubectl,
-) -> Iterator[Release]:
-    helm = Helm(tools_bin / "helm", kubeconfig, tmp_path_factory.mktemp("helm"))
-    repository, _, tag = operator_image.rpartition(":")
-    installed = Release(
-        helm,
-        "dlq",
-        "dlq-system",
-        operator_image,
-        pod_kafka_bootstrap,
-        client.CoreV1Api(api_client),
-        module_kubectl,
-    )
-    helm.install(
-        installed.name,
-        installed.namespace,
-        f"--set=image.repository={repository}",
-        f"--set=image.tag={tag}",
-        f"--set=kafka.bootstrapServers={pod_kafka_bootstrap}",
-    )
-    yield installed
-    helm.uninstall(installed.name, installed.namespace)
-    installed.core.delete_namespace(installed.namespace)
 
 
 @pytest.fixture
