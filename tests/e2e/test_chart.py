@@ -165,13 +165,13 @@ def test_every_variable_is_a_setting_and_parses(
 
 
 def _mounted_files(deployment: dict[str, Any]) -> set[str]:
-    """Paths of the Secret files the operator container sees."""
+    """Paths of the Secret files the operator container sees, where a volume names them."""
     pod = deployment["spec"]["template"]["spec"]
     volumes = {volume["name"]: volume["secret"] for volume in pod["volumes"]}
     return {
         str(PurePosixPath(mount["mountPath"]) / item["path"])
         for mount in pod["containers"][0]["volumeMounts"]
-        for item in volumes[mount["name"]]["items"]
+        for item in volumes[mount["name"]].get("items", ())
     }
 
 
