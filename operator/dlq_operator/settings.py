@@ -71,7 +71,8 @@ class KafkaSettings(BaseSettings):
             "security_protocol": self.security_protocol,
             "request_timeout_ms": self.request_timeout_ms,
         }
-        if self.sasl_mechanism:
+        # A mechanism means nothing without SASL (an mTLS identity beside SASL ones).
+        if self.sasl_mechanism and self.security_protocol.startswith("SASL_"):
             password = self.sasl_password.get_secret_value() if self.sasl_password else None
             config |= {
                 "sasl_mechanism": self.sasl_mechanism,
@@ -115,6 +116,12 @@ class Settings(BaseSettings):
         description="Retry workers of DLQs without spec.retry.kafkaSecretRef mount a Secret "
         "of this name from their namespace: the operator's own credentials, shared on "
         "purpose. Unset, such workers connect without credentials.",
+    )
+    worker_network_policy: dict[str, Any] | None = Field(
+        None,
+        description='As JSON, {} or {"egress": [NetworkPolicyEgressRule, ...]}: each retry '
+        "worker gets a NetworkPolicy that admits traffic only to its health and metrics "
+        "ports and, with egress rules, lets it reach only those (and DNS). Unset: none.",
     )
     worker_resources: dict[str, Any] = Field(
         default_factory=dict,

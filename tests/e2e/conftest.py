@@ -30,8 +30,14 @@ def module_kubectl(tools_bin: Path, kubeconfig: Path):
 
 
 @pytest.fixture(scope="module")
+def release_values() -> tuple[str, ...]:
+    """Values beyond the image and Kafka; a module overrides this fixture for its own."""
+    return ()
+
+
+@pytest.fixture(scope="module")
 def release(
-    request: pytest.FixtureRequest,
+    release_values: tuple[str, ...],
     tools_bin: Path,
     kubeconfig: Path,
     tmp_path_factory: pytest.TempPathFactory,
@@ -40,8 +46,8 @@ def release(
     pod_kafka_bootstrap: str,
     module_kubectl,
 ) -> Iterator[Release]:
-    """The chart with its defaults plus the image, Kafka and the module's own
-    ``RELEASE_VALUES``; it serves every namespace, and each test works in its own."""
+    """The chart with its defaults plus the image, Kafka and the module's
+    ``release_values``; it serves every namespace, and each test works in its own."""
     helm = Helm(tools_bin / "helm", kubeconfig, tmp_path_factory.mktemp("helm"))
     repository, _, tag = operator_image.rpartition(":")
     installed = Release(
@@ -59,7 +65,7 @@ def release(
         f"--set=image.repository={repository}",
         f"--set=image.tag={tag}",
         f"--set=kafka.bootstrapServers={pod_kafka_bootstrap}",
-        *getattr(request.module, "RELEASE_VALUES", ()),
+        *release_values,
     )
     yield installed
     helm.uninstall(installed.name, installed.namespace)

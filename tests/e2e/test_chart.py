@@ -157,6 +157,9 @@ def test_every_variable_is_a_setting_and_parses(
     assert not settings.topic_granted("orders", "payments.refunds")
     assert settings.max_partitions == 24
     assert settings.worker_resources["limits"] == {"memory": "256Mi"}
+    assert settings.worker_network_policy == {
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 9093}]}]
+    }
     assert settings.worker_image == "registry.example.com/dlq-operator-worker:0.1.0"
     assert settings.kafka.request_timeout_ms == 30000
     sinks = [WebhookSinkConfig.model_validate(sink) for sink in settings.alert_sinks]
@@ -227,8 +230,10 @@ def test_watched_namespaces_get_roles_and_nothing_namespaced_cluster_wide(
     bindings = [m for m in everything if m["kind"] == "RoleBinding"]
     assert len(bindings) == 2
     namespaced_rules = cluster_wide[1:]  # all but the CRD rule, which stays cluster-wide
+    networking = [r for r in roles[0]["rules"] if r["apiGroups"] == ["networking.k8s.io"]]
     for role in roles:
-        assert role["rules"] == namespaced_rules
+        # The worker NetworkPolicies are on in these values, off in the defaults.
+        assert [r for r in role["rules"] if r not in networking] == namespaced_rules
     assert find(everything, "ClusterRole")["rules"] == [
         cluster_wide[0],
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
@@ -399,3 +404,30 @@ def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
             return False
         raise
     return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+
+def test_network_policies_admit_only_health_and_metrics(
+    defaults: list[dict[str, Any]], everything: list[dict[str, Any]]
+) -> None:
+    assert "NetworkPolicy" not in {m["kind"] for m in defaults}
+    assert "DLQ_WORKER_NETWORK_POLICY" not in container_env(find(defaults, "Deployment"))
+    policy = find(everything, "NetworkPolicy")["spec"]
+    pod = find(everything, "Deployment")["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["ingress"] == [{"ports": [{"port": "health"}, {"port": "metrics"}]}]
+    assert policy["egress"][1]["ports"] == [{"port": 9093}]
+
+    # The operator may keep the workers' policies, and only with the feature on.
+    def networking_rules(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            rule
+            for m in manifests
+            if m["kind"] in ("ClusterRole", "Role")
+            for rule in m["rules"]
+            if "networking.k8s.io" in rule["apiGroups"]
+        ]
+
+    assert networking_rules(defaults) == []
+    assert {tuple(r["verbs"]) for r in networking_rules(everything)} == {
+        ("get", "create", "update", "delete")
+    }

@@ -22,10 +22,20 @@ from tests.e2e.chart import ROOT, Release
 from tests.gitops import GITOPS_EXAMPLE, Health, gitops_check_path, health_verdicts
 from tests.support import KINDS, create_object, get_object, wait_for
 
-# No periodic status writes while a test compares resourceVersions: the monitor and the
-# resync run once an hour (the first check of a new DLQ still comes at once).
-RELEASE_VALUES = ("--set=monitor.intervalSeconds=3600", "--set=resyncIntervalSeconds=3600")
 PLURALS = {kind: plural for plural, kind in KINDS.items()}
+
+
+@pytest.fixture(scope="module")
+def release_values() -> tuple[str, ...]:
+    return (
+        # No periodic status writes while a test compares resourceVersions: the monitor and
+        # the resync run once an hour (the first check of a new DLQ still comes at once).
+        "--set=monitor.intervalSeconds=3600",
+        "--set=resyncIntervalSeconds=3600",
+        # Each retry worker gets a NetworkPolicy (the local network plugin does not enforce
+        # them; the API server validates them).
+        "--set=networkPolicy.enabled=true",
+    )
 
 
 @pytest.fixture
@@ -228,6 +238,12 @@ def test_the_gitops_example_applies_in_one_go_becomes_current_and_stays(
         return health if all(h.pair == ("Current", "Healthy") for h in health) else None
 
     release.wait(current, what="every object of the example Current and Healthy")
+    policies = client.NetworkingV1Api(objects.api_client).list_namespaced_network_policy(
+        example_namespace
+    )
+    assert sorted(p.metadata.name for p in policies.items) == sorted(
+        f"{name}-retry-worker" for kind, name in wanted if kind == "DeadLetterQueue"
+    )
     before = settled(release, lambda: resource_versions(objects, example_namespace), "quiet")
     again = kubectl(*apply)
     after = resource_versions(objects, example_namespace)
@@ -250,7 +266,9 @@ def test_every_other_example_becomes_current(
         if doc and doc["kind"] == "DeadLetterQueue"
     ]
     existing = set(admin.list_topics())
-    admin.create_topics([NewTopic(t, 1, 1) for t in sources if t not in existing])
+    missing = [NewTopic(t, 1, 1) for t in sources if t not in existing]
+    if missing:
+        admin.create_topics(missing)
     for topic in [t for s in sources for t in (f"{s}.dlq", f"{s}.dlq.parked")]:
         if topic in existing:
             admin.delete_topics([topic])  # left by an earlier run: this is a fresh start

@@ -129,3 +129,25 @@ def test_workers_get_the_default_resources_unless_the_dlq_sets_its_own() -> None
         }
     )
     assert resources(own) == {"limits": {"memory": "1Gi"}}
+
+
+def test_a_worker_network_policy_only_when_the_operator_gives_one() -> None:
+    from dlq_operator.reconcile.workload import desired_network_policy
+
+    assert desired_network_policy("shop", "orders", "uid-1", SETTINGS) is None
+    ingress_only = SETTINGS.model_copy(update={"worker_network_policy": {}})
+    policy = desired_network_policy("shop", "orders", "uid-1", ingress_only)
+    assert policy is not None
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == (deployment()["spec"]["selector"]["matchLabels"])
+    )
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": "health"}, {"port": "metrics"}]}]
+
+    to_kafka = {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 9093}]}
+    egress = SETTINGS.model_copy(update={"worker_network_policy": {"egress": [to_kafka]}})
+    spec = desired_network_policy("shop", "orders", "uid-1", egress)["spec"]  # type: ignore[index]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["egress"][1] == to_kafka and spec["egress"][0]["ports"][0]["port"] == 53

@@ -22,7 +22,7 @@ def test_a_credentials_directory_sets_what_its_files_hold(tmp_path: Path) -> Non
         tmp_path,
         username="orders-worker",
         password=PASSWORD,
-        **{"ca.crt": "CA", "tls.crt": "CERT", "tls.key": "KEY", "security.protocol": "SSL"},
+        **{"ca.crt": "CA", "tls.crt": "CERT", "tls.key": "KEY"},
     )
     kafka = KafkaSettings(
         bootstrap_servers="kafka:9093",
@@ -37,10 +37,22 @@ def test_a_credentials_directory_sets_what_its_files_hold(tmp_path: Path) -> Non
         directory / "tls.crt",
         directory / "tls.key",
     )
-    assert kafka.security_protocol == "SSL", "the Secret's identity decides how it connects"
     config = kafka.client_config()
     assert config["sasl_plain_password"] == PASSWORD
     assert config["ssl_certfile"] == str(directory / "tls.crt")
+
+
+def test_a_secret_of_its_own_listener_decides_how_it_connects(tmp_path: Path) -> None:
+    # An mTLS identity beside an operator on SASL_SSL: no SASL for this client.
+    directory = credentials(
+        tmp_path, **{"security.protocol": "SSL", "bootstrap.servers": "kafka:9094", "tls.crt": "C"}
+    )
+    kafka = KafkaSettings(
+        security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", credentials_dir=directory
+    )
+    config = kafka.client_config()
+    assert (config["security_protocol"], config["bootstrap_servers"]) == ("SSL", ["kafka:9094"])
+    assert "sasl_mechanism" not in config
 
 
 def test_missing_files_leave_the_environment_alone(tmp_path: Path) -> None:

@@ -102,6 +102,12 @@ each watched namespace, so both modes grant exactly the same.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- if .Values.networkPolicy.enabled }}
+# Each retry worker's NetworkPolicy, kept next to its Deployment (networkPolicy.enabled).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "update", "delete"]
+{{- end }}
 # A worker's pods are listed (never changed) to tell why it is not available, e.g.
 # ImagePullBackOff or CrashLoopBackOff.
 - apiGroups: [""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -52,8 +53,15 @@ def _options(
         is_eager=True,
         help="Print the version.",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", metavar=FLAG, help="Debug logging (Kafka client included)."
+    ),
 ) -> None:
     """Dead-letter queue administration: look at dead letters, replay them, purge them."""
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
 
 
 def program_name(argv0: str) -> str:

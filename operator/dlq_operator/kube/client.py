@@ -49,6 +49,7 @@ class KubeClient:
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self.api = api_client or self._default_client()
         self.apps = client.AppsV1Api(self.api)
+        self.networking = client.NetworkingV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
 
@@ -109,6 +110,38 @@ class KubeClient:
                 self.apps.delete_namespaced_deployment(
                     name, namespace, propagation_policy="Background"
                 )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+        return True
+
+    # -- NetworkPolicies ---------------------------------------------------------------
+    def apply_network_policy(self, manifest: dict[str, Any]) -> str:
+        """Creates the NetworkPolicy or puts its spec back; "created", "updated" or
+        "unchanged"."""
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        with _translated(f"applying NetworkPolicy {namespace}/{name}"):
+            try:
+                found = self.networking.read_namespaced_network_policy(name, namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self.networking.create_namespaced_network_policy(namespace, manifest)  # type: ignore[arg-type]
+                return "created"
+            current = self.api.sanitize_for_serialization(found)
+            if current.get("spec") == manifest["spec"]:
+                return "unchanged"
+            # A merge patch would keep list items the spec dropped; the spec goes whole.
+            current["spec"] = manifest["spec"]
+            self.networking.replace_namespaced_network_policy(name, namespace, current)
+            return "updated"
+
+    def delete_network_policy(self, namespace: str, name: str) -> bool:
+        """Deletes it if present; True when something was deleted."""
+        with _translated(f"deleting NetworkPolicy {namespace}/{name}"):
+            try:
+                self.networking.delete_namespaced_network_policy(name, namespace)
             except ApiException as exc:
                 if exc.status == 404:
                     return False

@@ -45,6 +45,7 @@ from dlq_operator.reconcile.topics import (
 from dlq_operator.reconcile.workload import (
     deployment_available,
     desired_deployment,
+    desired_network_policy,
     worker_availability,
 )
 from dlq_operator.settings import Settings
@@ -335,6 +336,14 @@ class DlqReconciler:
             conditions.set(WORKER_READY, False, exc.reason, str(exc))
             outcome.retry_after = outcome.retry_after or self.settings.kafka_retry_delay_seconds
             return
+        policy_manifest = desired_network_policy(dlq.namespace, dlq.name, dlq.uid, self.settings)
+        if policy_manifest is not None:
+            try:
+                await asyncio.to_thread(self.kube.apply_network_policy, policy_manifest)
+            except KubeError as exc:
+                conditions.set(WORKER_READY, False, exc.reason, str(exc))
+                outcome.retry_after = self.settings.kafka_retry_delay_seconds
+                return
         if action != "unchanged":
             outcome.event(
                 "Normal",
@@ -383,6 +392,9 @@ class DlqReconciler:
             outcome.event(
                 "Normal", "WorkerRemoved", f"retry worker Deployment {deployment} removed"
             )
+        if self.settings.worker_network_policy is not None:
+            # Named like the Deployment.
+            await asyncio.to_thread(self.kube.delete_network_policy, dlq.namespace, deployment)
 
     async def finalize(self, dlq: DlqObject, keeps_topic: bool) -> list[str]:
         """Cleans up on deletion; returns what was deleted, for an Event.

@@ -14,12 +14,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dlq_operator.api import DeadLetterQueueSpec, RetryPolicySpec, parse_duration
+from dlq_operator import API_GROUP, API_VERSION
+from dlq_operator.api import (
+    DEAD_LETTER_QUEUE,
+    DeadLetterQueueSpec,
+    RetryPolicySpec,
+    parse_duration,
+)
 from dlq_operator.api.naming import CONFIG_HASH_ANNOTATION, retry_group_name, worker_deployment_name
 from dlq_operator.settings import KafkaSettings, Settings, WorkerSettings
 
 WORKER_COMPONENT = "retry-worker"
 KAFKA_CREDENTIALS_DIR = "/etc/dlq-operator/kafka"
+IMAGE_GROUP = 10001  # the Dockerfile's non-root group
 
 
 def worker_settings(
@@ -47,6 +54,23 @@ def worker_labels(name: str) -> dict[str, str]:
         "app.kubernetes.io/instance": name,
         "app.kubernetes.io/part-of": "dlq-operator",
         "app.kubernetes.io/managed-by": "dlq-operator",
+    }
+
+
+def worker_selector(name: str) -> dict[str, str]:
+    """The labels that pick a DLQ's worker pods."""
+    return {"app.kubernetes.io/component": WORKER_COMPONENT, "app.kubernetes.io/instance": name}
+
+
+def owner_reference(name: str, uid: str) -> dict[str, Any]:
+    """What makes an object the DeadLetterQueue's: garbage-collected with it."""
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": DEAD_LETTER_QUEUE.kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
 
 
@@ -82,6 +106,36 @@ def worker_kafka_secret(spec: DeadLetterQueueSpec, settings: Settings) -> str | 
     """The DLQ's own credentials; the operator's only where the operator shares them."""
     ref = spec.retry.kafka_secret_ref if spec.retry else None
     return ref.name if ref is not None else settings.shared_kafka_secret
+
+
+def desired_network_policy(
+    namespace: str, name: str, uid: str, settings: Settings
+) -> dict[str, Any] | None:
+    """The worker's NetworkPolicy, owned by the DeadLetterQueue, when the operator is set to
+    give workers one: traffic in only to the health and metrics ports (the kubelet's probes
+    and Prometheus), and out only by the configured egress rules plus DNS."""
+    if settings.worker_network_policy is None:
+        return None
+    egress = settings.worker_network_policy.get("egress")
+    spec: dict[str, Any] = {
+        "podSelector": {"matchLabels": worker_selector(name)},
+        "policyTypes": ["Ingress", *(["Egress"] if egress else [])],
+        "ingress": [{"ports": [{"port": "health"}, {"port": "metrics"}]}],
+    }
+    if egress:
+        dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+        spec["egress"] = [dns, *egress]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": worker_deployment_name(name),
+            "namespace": namespace,
+            "labels": worker_labels(name),
+            "ownerReferences": [owner_reference(name, uid)],
+        },
+        "spec": spec,
+    }
 
 
 def config_hash(pod_spec: dict[str, Any]) -> str:
@@ -133,7 +187,12 @@ def desired_deployment(
         # Workers talk to Kafka only, never to the Kubernetes API.
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 60,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            # The image's group owns mounted Secrets, which are then readable by it only.
+            "fsGroup": IMAGE_GROUP,
+        },
         "containers": [container],
         "volumes": kafka.volumes,
     }
@@ -144,25 +203,11 @@ def desired_deployment(
             "name": worker_deployment_name(name),
             "namespace": namespace,
             "labels": labels,
-            "ownerReferences": [
-                {
-                    "apiVersion": "dlq.orion.io/v1alpha1",
-                    "kind": "DeadLetterQueue",
-                    "name": name,
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(name, uid)],
         },
         "spec": {
             "replicas": spec.retry.replicas if spec.retry else 1,
-            "selector": {
-                "matchLabels": {
-                    "app.kubernetes.io/component": WORKER_COMPONENT,
-                    "app.kubernetes.io/instance": name,
-                }
-            },
+            "selector": {"matchLabels": worker_selector(name)},
             # Never two workers on one group at once past a rollout: they would only rebalance.
             "strategy": {
                 "type": "RollingUpdate",
