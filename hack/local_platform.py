@@ -7,6 +7,8 @@
     python hack/local_platform.py env       shell lines to export KUBECONFIG and the Kafka servers
     python hack/local_platform.py stop kafka|start kafka   (for outage tests and demos)
     python hack/local_platform.py load-image ARCHIVE       (an OCI archive into the node)
+    python hack/local_platform.py kafka-user NAME          a SCRAM-SHA-512 user: its password
+    python hack/local_platform.py kafka-cert NAME          a client certificate CN=NAME: its files
 
 Components: etcd, kube-apiserver (RBAC and Node authorization, client-certificate admin),
 kube-controller-manager, kube-scheduler, and one node: containerd (runc, the CNI bridge
@@ -20,6 +22,15 @@ bridge and network namespaces), so one runs at a time: ``up`` brings down a plat
 runs in another directory, and clears whatever a crashed one left. Pods live on a bridge
 (``dlq0``) whose gateway address is the host's: the API server and a second Kafka listener
 are there, so pods and host clients reach both. Nothing pods send leaves the machine.
+
+Kafka also serves authenticated clients, with ACLs enforced (StandardAuthorizer): SASL_SSL
+with SCRAM-SHA-512 users and mTLS (the principal is the client certificate's CN), both on
+the gateway address with a server certificate of the platform CA. A SCRAM ``admin`` super
+user is made at format time with a password new per platform. Its credentials, and those of
+each mTLS client, are directories laid out as the operator reads a mounted Secret, which
+only root reads. ``add_kafka_user``, ``kafka_client_cert`` and ``allow_kafka`` make tenants
+for tests. The PLAINTEXT listeners are the platform's unauthenticated dev path (a super
+user), which the tests of the operator itself use; a tenant never does.
 
 What it takes on these machines (cgroup v1, root without CAP_SYS_RESOURCE, no registry):
 containerd's CRI must not ask for a negative ``oom_score_adj`` (``restrict_oom_score_adj``;
@@ -42,6 +53,7 @@ import ipaddress
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -117,6 +129,8 @@ PORTS = (
     "proxy-metrics",
     "kafka",
     "kafka-pods",
+    "kafka-secure",
+    "kafka-mtls",
     "controller",
 )
 # The port `status` shows for each component.
@@ -131,6 +145,9 @@ STATUS_PORTS = {
 }
 READY_TIMEOUT = 120.0
 POD_CHECK = "dlq-node-check"
+# Kafka's super user on the authenticated listeners (SCRAM, or a client certificate CN=admin).
+KAFKA_ADMIN = "admin"
+KAFKA_SCRAM = "SCRAM-SHA-512"
 
 
 class PlatformError(RuntimeError):
@@ -213,18 +230,33 @@ class Platform:
     def containerd_socket(self) -> Path:
         return self.node_dir / "containerd" / "containerd.sock"
 
+    @property
+    def kafka_admin_credentials(self) -> Path:
+        """The SCRAM admin's credentials for the SASL_SSL listener (`_write_kafka_credentials`)."""
+        return self._kafka_credentials(f"scram-{KAFKA_ADMIN}")
+
+    def _kafka_credentials(self, name: str) -> Path:
+        return self.dir / "kafka-credentials" / name
+
     def environment(self) -> dict[str, str]:
         state = self.state()
         if not state:
             raise PlatformError(f"no platform in {self.dir}: run 'up' first")
-        bootstrap = f"127.0.0.1:{state['ports']['kafka']}"
-        pods_bootstrap = f"{self.network.gateway}:{state['ports']['kafka-pods']}"
+        ports, gateway = state["ports"], self.network.gateway
+        bootstrap = f"127.0.0.1:{ports['kafka']}"
         return {
             "KUBECONFIG": str(self.kubeconfig),
             "DLQ_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "KAFKA_BROKERS": bootstrap,
             # Where pods reach the broker (the host reaches it there too).
-            "DLQ_POD_KAFKA_BOOTSTRAP_SERVERS": pods_bootstrap,
+            "DLQ_POD_KAFKA_BOOTSTRAP_SERVERS": f"{gateway}:{ports['kafka-pods']}",
+            # The authenticated listeners (pods and the host reach them), under prefixes of
+            # their own so that processes given this environment stay on PLAINTEXT; with the
+            # admin's credentials (a directory), KafkaSettings(_env_prefix="DLQ_SECURE_KAFKA_")
+            # is the admin over SASL_SSL.
+            "DLQ_SECURE_KAFKA_BOOTSTRAP_SERVERS": f"{gateway}:{ports['kafka-secure']}",
+            "DLQ_SECURE_KAFKA_CREDENTIALS_DIR": str(self.kafka_admin_credentials),
+            "DLQ_MTLS_KAFKA_BOOTSTRAP_SERVERS": f"{gateway}:{ports['kafka-mtls']}",
             "DLQ_NODE_NAME": NODE_NAME,
             "CONTAINERD_ADDRESS": str(self.containerd_socket),
             "DLQ_PLATFORM_DIR": str(self.dir),
@@ -238,7 +270,8 @@ class Platform:
             tools.build()
         with machine_lock():
             state = self.state()
-            if state and self._owns_node() and all(self._alive(state, c) for c in COMPONENTS):
+            running = self._owns_node() and all(self._alive(state, c) for c in COMPONENTS)
+            if running and self._current(state):
                 return self.environment()
             if state or self.dir.exists():
                 self.down()  # a failed or crashed run here: its processes may still run
@@ -298,7 +331,7 @@ class Platform:
             ),
             what="the default ServiceAccount",
         )
-        self._wait("kafka", lambda: kafka_ready(f"127.0.0.1:{state['ports']['kafka']}"))
+        self._wait("kafka", lambda: self._kafka_ready(state))
         self._check_pod(state)
 
     def down(self, keep_logs: bool = False) -> None:
@@ -368,8 +401,15 @@ class Platform:
         if component != "kafka":
             raise PlatformError("only kafka can be restarted on its own")
         state = self.state()
+        if not self._current(state):
+            raise PlatformError(f"the platform in {self.dir} is of an older layout: run 'up'")
         if not self._alive(state, "kafka"):
             self._start_kafka(state, format_storage=False)
+
+    def _current(self, state: dict) -> bool:
+        """Whether this version of the script started the platform (an older one lacks ports
+        or files that this one uses)."""
+        return set(PORTS) <= set(state.get("ports", {})) and self.kafka_admin_credentials.is_dir()
 
     def status(self) -> dict[str, dict]:
         """Every process of the platform: running, pid, port, resident memory; the
@@ -483,6 +523,13 @@ class Platform:
             san=f"DNS:{NODE_NAME},IP:{network.gateway}",
             server=True,
         )
+        # Kafka's TLS listeners, with a PEM keystore (key and certificate in one file); and
+        # the Kafka admin's client certificate, with which `up` checks the mTLS listener.
+        cert, key = self.issue_cert(
+            "kafka", "/CN=kafka", san=f"IP:127.0.0.1,IP:{network.gateway}", server=True
+        )
+        write_secret(self.pki / "kafka-keystore.pem", key.read_text() + cert.read_text())
+        self.kafka_client_cert(KAFKA_ADMIN)
         # Service account tokens are signed RS256, the algorithm every client expects.
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
@@ -526,6 +573,40 @@ class Platform:
             f"{name}.crt",
         )
         return self.pki / f"{name}.crt", self.pki / f"{name}.key"
+
+    def kafka_client_cert(self, name: str) -> tuple[Path, Path]:
+        """A client certificate and key of the platform CA with the subject ``CN=name``, which
+        Kafka's mTLS listener takes as the principal ``User:name``. Their directory has the
+        rest a client of that listener needs (`_write_kafka_credentials`)."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise PlatformError(
+                f"not a Kafka client name (letters, digits, '.', '_', '-'): {name!r}"
+            )
+        cert, key = self.issue_cert(f"kafka-client-{name}", f"/CN={name}")
+        port = self.state()["ports"]["kafka-mtls"]
+        credentials = self._write_kafka_credentials(
+            f"mtls-{name}",
+            {
+                "bootstrap.servers": f"{self.network.gateway}:{port}",
+                "security.protocol": "SSL",
+                "ca.crt": (self.pki / "ca.crt").read_text(),
+                "tls.crt": cert.read_text(),
+                "tls.key": key.read_text(),
+            },
+        )
+        return credentials / "tls.crt", credentials / "tls.key"
+
+    def _write_kafka_credentials(self, name: str, files: dict[str, str]) -> Path:
+        """A directory of Kafka credentials, a file each, as the operator reads those of a
+        mounted Secret (``KafkaSettings.credentials_dir``), and as a Secret made from it
+        (``kubectl create secret generic --from-file=DIR``) gives them to a pod: only root
+        reads it."""
+        directory = self._kafka_credentials(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        for file_name, text in files.items():
+            write_secret(directory / file_name, text)
+        return directory
 
     def _openssl(self, *args: str) -> None:
         result = subprocess.run(["openssl", *args], cwd=self.pki, capture_output=True, text=True)
@@ -861,6 +942,76 @@ class Platform:
                     self._ctr("containers", "delete", *containers)
 
     # -- Kafka -----------------------------------------------------------------
+    def add_kafka_user(self, name: str) -> str:
+        """Creates the SCRAM-SHA-512 user ``name`` (or gives it a new password), as the admin
+        over SASL_SSL, and returns its random password once the broker takes it. Its
+        principal, ``User:name``, may do nothing until ACLs allow it (`allow_kafka`)."""
+        from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+        password = secrets.token_urlsafe(24)
+        upsert = UserScramCredentialUpsertion(name, ScramMechanism.SCRAM_SHA_512, password)
+        with self._kafka_admin() as admin:
+            error = admin.alter_user_scram_credentials([upsert]).get(name)
+            if error:
+                raise PlatformError(f"creating the Kafka user {name!r} failed: {error}")
+            # The controller has it; the broker answers from the metadata it has applied.
+            wait_until(
+                lambda: not admin.describe_user_scram_credentials([name])[name]["error"],
+                what=f"the broker knows the Kafka user {name!r}",
+            )
+        return password
+
+    def allow_kafka(
+        self,
+        principal: str,
+        topics: str | None = None,
+        groups: str | None = None,
+        operations: tuple[str, ...] = ("ALL",),
+    ) -> None:
+        """Allows ``principal`` (``User:name``) ``operations`` (ACL operation names: READ,
+        WRITE, CREATE, DESCRIBE, ..., ALL) on the topics and the consumer groups whose names
+        start with ``topics`` and ``groups``, from any host; returns once the broker enforces
+        them. Other ACLs: ``KafkaAdminClient.create_acls`` as the admin (DLQ_SECURE_KAFKA_*)."""
+        from kafka.admin import (
+            ACL,
+            ACLFilter,
+            ACLOperation,
+            ACLPermissionType,
+            ACLResourcePatternType,
+            ResourcePattern,
+            ResourcePatternFilter,
+            ResourceType,
+        )
+
+        acls = [
+            ACL(
+                principal,
+                "*",
+                ACLOperation[operation],
+                ACLPermissionType.ALLOW,
+                ResourcePattern(kind, prefix, ACLResourcePatternType.PREFIXED),
+            )
+            for kind, prefix in ((ResourceType.TOPIC, topics), (ResourceType.GROUP, groups))
+            if prefix
+            for operation in operations
+        ]
+        with self._kafka_admin() as admin:
+            failed = admin.create_acls(acls)["failed"]
+            if failed:
+                raise PlatformError(f"creating ACLs for {principal} failed: {failed}")
+            # The broker's authorizer answers DescribeAcls: what it lists, it enforces.
+            mine = ACLFilter(
+                principal,
+                "*",
+                ACLOperation.ANY,
+                ACLPermissionType.ALLOW,
+                ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.PREFIXED),
+            )
+            wait_until(
+                lambda: set(acls) <= set(admin.describe_acls(mine)[0]),
+                what=f"the broker enforces the ACLs of {principal}",
+            )
+
     def _start_kafka(self, state: dict, format_storage: bool, wait: bool = True) -> None:
         if format_storage:
             self._format_kafka(state)()
@@ -869,13 +1020,52 @@ class Platform:
             state, "kafka", [*java, "kafka.Kafka", str(self.dir / "kafka" / "server.properties")]
         )
         if wait:
-            self._wait("kafka", lambda: kafka_ready(f"127.0.0.1:{state['ports']['kafka']}"))
+            self._wait("kafka", lambda: self._kafka_ready(state))
+
+    def _kafka_ready(self, state: dict) -> bool:
+        """Each kind of listener answers: PLAINTEXT, SASL_SSL as the SCRAM admin, and mTLS
+        with the admin's certificate."""
+        return (
+            kafka_ready(f"127.0.0.1:{state['ports']['kafka']}")
+            and kafka_ready(**kafka_client_config(self.kafka_admin_credentials))
+            and kafka_ready(**kafka_client_config(self._kafka_credentials(f"mtls-{KAFKA_ADMIN}")))
+        )
+
+    @contextlib.contextmanager
+    def _kafka_admin(self) -> Iterator:
+        from kafka import KafkaAdminClient
+
+        config = kafka_client_config(self.kafka_admin_credentials)
+        admin = KafkaAdminClient(**config, request_timeout_ms=10_000)
+        try:
+            yield admin
+        finally:
+            admin.close()
 
     def _format_kafka(self, state: dict) -> Callable[[], None]:
-        """Starts formatting Kafka's storage (a JVM run of a second or so, which `up` lets
-        run beside the control plane); returns the wait for it."""
+        """Starts formatting Kafka's storage with the SCRAM admin (a JVM run of a second or
+        so, which `up` lets run beside the control plane); returns the wait for it. The
+        admin's password, new per platform, goes to its credentials, which only root reads,
+        and to the storage tool in an arguments file (``@file``), never on a command line."""
+        java = self._kafka_java(state)
+        password = secrets.token_urlsafe(24)
+        self._write_kafka_credentials(
+            self.kafka_admin_credentials.name,
+            {
+                "bootstrap.servers": f"{self.network.gateway}:{state['ports']['kafka-secure']}",
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": KAFKA_SCRAM,
+                "username": KAFKA_ADMIN,
+                "password": password,
+                "ca.crt": (self.pki / "ca.crt").read_text(),
+            },
+        )
+        arguments = self.dir / "kafka" / "format.args"
+        write_secret(
+            arguments, f"--add-scram\n{KAFKA_SCRAM}=[name={KAFKA_ADMIN},password={password}]\n"
+        )
         cmd = [
-            *self._kafka_java(state),
+            *java,
             "kafka.tools.StorageTool",
             "format",
             "-t",
@@ -883,6 +1073,7 @@ class Platform:
             "-c",
             str(self.dir / "kafka" / "server.properties"),
             "--standalone",
+            f"@{arguments}",
         ]
         log = self.logs / "kafka-format.log"
         with log.open("w") as out:
@@ -896,6 +1087,7 @@ class Platform:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 failed = -1
+            arguments.unlink(missing_ok=True)
             if failed:
                 raise PlatformError(
                     f"kafka storage format failed: {' '.join(cmd)} (log: {log})\n{tail(log)}"
@@ -914,9 +1106,14 @@ class Platform:
                 node_id=1,
                 broker=ports["kafka"],
                 pods=ports["kafka-pods"],
+                secure=ports["kafka-secure"],
+                mtls=ports["kafka-mtls"],
                 gateway=self.network.gateway,
                 controller=ports["controller"],
                 data=kafka_dir / "data",
+                admin=KAFKA_ADMIN,
+                keystore=self.pki / "kafka-keystore.pem",
+                ca=self.pki / "ca.crt",
             )
         )
         (kafka_dir / "log4j2.properties").write_text(
@@ -1385,11 +1582,36 @@ KAFKA_PROPERTIES = """\
 process.roles=broker,controller
 node.id={node_id}
 controller.quorum.bootstrap.servers=127.0.0.1:{controller}
-listeners=PLAINTEXT://127.0.0.1:{broker},PODS://{gateway}:{pods},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{broker},PODS://{gateway}:{pods},CONTROLLER://127.0.0.1:{controller}
+# PLAINTEXT (the host) and PODS (pods) are the platform's unauthenticated dev path, which the
+# tests of the operator itself and the demo use; a tenant never does. SECURE (SASL_SSL,
+# SCRAM-SHA-512) and MTLS (client certificates) are the authenticated ones, on the gateway
+# address, which is the host's too.
+listeners=PLAINTEXT://127.0.0.1:{broker},PODS://{gateway}:{pods},SECURE://{gateway}:{secure},MTLS://{gateway}:{mtls},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{broker},PODS://{gateway}:{pods},SECURE://{gateway}:{secure},MTLS://{gateway}:{mtls},CONTROLLER://127.0.0.1:{controller}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,PODS:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,PODS:PLAINTEXT,SECURE:SASL_SSL,MTLS:SSL,CONTROLLER:PLAINTEXT
+# Every request is checked against the ACLs in the metadata log; what no ACL names is for
+# super users only.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+# Super users: the SCRAM admin, and User:ANONYMOUS, which is every client of a PLAINTEXT
+# listener: PLAINTEXT and PODS (the dev path) and CONTROLLER (this node's broker and
+# controller). No TLS listener yields ANONYMOUS: SECURE needs a SCRAM login, MTLS a
+# client certificate.
+super.users=User:ANONYMOUS;User:{admin}
+# A server certificate of the platform CA (for 127.0.0.1 and the gateway) and the CA, as PEM.
+ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+ssl.truststore.type=PEM
+ssl.truststore.location={ca}
+listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.secure.scram-sha-512.sasl.jaas.config=\\
+  org.apache.kafka.common.security.scram.ScramLoginModule required;
+# A certificate of the platform CA whose subject is CN=<name> alone is User:<name>; any
+# other keeps its whole DN (Kafka's default), so a Kubernetes certificate is nobody here.
+listener.name.mtls.ssl.client.auth=required
+listener.name.mtls.ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT
 log.dirs={data}
 num.partitions=1
 default.replication.factor=1
@@ -1455,13 +1677,51 @@ def http_ok(url: str, expect: bytes, context: ssl.SSLContext | None = None) -> b
         return False
 
 
-def kafka_ready(bootstrap: str) -> bool:
-    """Ready means a metadata request answers and lists this broker."""
+# A credentials directory's files (the keys of a Secret) and kafka-python's arguments.
+KAFKA_CREDENTIAL_VALUES = {
+    "bootstrap.servers": "bootstrap_servers",
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "username": "sasl_plain_username",
+    "password": "sasl_plain_password",
+}
+KAFKA_CREDENTIAL_PATHS = {
+    "ca.crt": "ssl_cafile",
+    "tls.crt": "ssl_certfile",
+    "tls.key": "ssl_keyfile",
+}
+
+
+def kafka_client_config(credentials: Path) -> dict[str, object]:
+    """kafka-python arguments from a credentials directory, read as the operator's
+    ``KafkaSettings.credentials_dir`` reads one (this script runs before the project is
+    installed, so it cannot use that)."""
+    config: dict[str, object] = {
+        argument: (credentials / name).read_text().strip()
+        for name, argument in KAFKA_CREDENTIAL_VALUES.items()
+        if (credentials / name).is_file()
+    }
+    config |= {
+        argument: str(credentials / name)
+        for name, argument in KAFKA_CREDENTIAL_PATHS.items()
+        if (credentials / name).is_file()
+    }
+    return config
+
+
+def kafka_ready(bootstrap_servers: str, **security: object) -> bool:
+    """Ready means a metadata request answers and lists this broker; ``security``: the
+    client's TLS and SASL arguments (kafka-python's)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers,
+            request_timeout_ms=3000,
+            bootstrap_timeout_ms=3000,
+            **security,
+        )
     except (KafkaError, OSError):
         return False
     try:
@@ -1492,6 +1752,23 @@ def memory_of(pid: int) -> dict[str, int]:
     return fields
 
 
+def wait_until(ready: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise PlatformError(f"{what}: not after {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Writes ``text`` to a file that only its owner reads, from its creation on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
 def read_text(path: Path) -> str:
     try:
         return path.read_text()
@@ -1515,10 +1792,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "command",
-        choices=["up", "down", "status", "env", "stop", "start", "build", "load-image"],
+        choices=[
+            "up",
+            "down",
+            "status",
+            "env",
+            "stop",
+            "start",
+            "build",
+            "load-image",
+            "kafka-user",
+            "kafka-cert",
+        ],
     )
     parser.add_argument(
-        "argument", nargs="?", help="a component (stop, start) or an image archive (load-image)"
+        "argument",
+        nargs="?",
+        help="a component (stop, start), an image archive (load-image) or a name (kafka-user, "
+        "kafka-cert)",
     )
     args = parser.parse_args(argv)
     platform = Platform()
@@ -1546,6 +1837,13 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("load-image needs the path of an image archive")
             for name in platform.load_image(Path(args.argument)):
                 print(name)
+        elif args.command in ("kafka-user", "kafka-cert"):
+            if not args.argument:
+                parser.error(f"{args.command} needs a name")
+            if args.command == "kafka-user":
+                print(platform.add_kafka_user(args.argument))
+            else:
+                print(*platform.kafka_client_cert(args.argument), sep="\n")
         else:
             if args.argument not in COMPONENTS:
                 parser.error(f"{args.command} needs a component: {', '.join(COMPONENTS)}")
