@@ -22,6 +22,7 @@ from dlq_operator.handlers import retrypolicy as policy_handlers
 from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kube import KubeClient
 from dlq_operator.kube.session import pooled_session, watch_streams
+from dlq_operator.logs import configure_logging
 from dlq_operator.reconcile.service import DlqReconciler
 from dlq_operator.reconcile.workload import WORKER_COMPONENT
 from dlq_operator.reprocess.controller import ReprocessController
@@ -148,10 +149,7 @@ cli = typer.Typer(
 @cli.command()
 def run(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     """Run the operator (watches DeadLetterQueue, RetryPolicy and ReprocessRequest)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     namespaces = settings.namespaces
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
     kopf.run(
@@ -167,7 +165,7 @@ def worker(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lo
     """Run a retry worker (configured by DLQ_WORKER_* and DLQ_KAFKA_* variables)."""
     from dlq_operator.worker.process import run_worker
 
-    _configure_logging(verbose)
+    configure_logging(verbose)
     run_worker()
 
 
@@ -175,10 +173,3 @@ def worker(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lo
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
-
-
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dlq_operator.logs import keep_secret
+
 # The keys of a Kafka credentials Secret (the usual ones of basic-auth and TLS Secrets, plus
 # what an identity may need to connect differently), and the setting each file gives.
 CREDENTIAL_FILES = {
@@ -73,7 +75,9 @@ class KafkaSettings(BaseSettings):
         }
         # A mechanism means nothing without SASL (an mTLS identity beside SASL ones).
         if self.sasl_mechanism and self.security_protocol.startswith("SASL_"):
-            password = self.sasl_password.get_secret_value() if self.sasl_password else None
+            password = (
+                keep_secret(self.sasl_password.get_secret_value()) if self.sasl_password else None
+            )
             config |= {
                 "sasl_mechanism": self.sasl_mechanism,
                 "sasl_plain_username": self.sasl_username,

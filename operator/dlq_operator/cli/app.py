@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from dlq_operator.cli.purge import purge_command
 from dlq_operator.cli.records import list_command, show_command
 from dlq_operator.cli.replay import reprocess_command
 from dlq_operator.errors import DlqError
+from dlq_operator.logs import configure_logging
 
 KUBECTL_PLUGIN = "kubectl-dlq"
 
@@ -59,9 +59,7 @@ def _options(
 ) -> None:
     """Dead-letter queue administration: look at dead letters, replay them, purge them."""
     if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(verbose=True)
 
 
 def program_name(argv0: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any, Literal, NamedTuple
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from dlq_operator.logs import keep_secret
 from dlq_operator.monitor import metrics
 from dlq_operator.monitor.alerts import AlertLevel, Notification, NotificationKind
 from dlq_operator.monitor.conditions import format_time
@@ -186,7 +187,7 @@ def _target_url(config: WebhookSinkConfig) -> str:
         url = config.url_file.read_text().strip()
     if config.kind == "alertmanager" and not url.rstrip("/").endswith("/api/v2/alerts"):
         url = url.rstrip("/") + "/api/v2/alerts"
-    return url
+    return keep_secret(url)
 
 
 def _retryable(status_code: int) -> bool:
