@@ -16,31 +16,28 @@ copy, so they identify an attempt, not the dead letter. A parked record keeps th
 the dead letter it was (the header travels with it), so replays from the parked topic
 share it too.
 
-Encoding rules (those of ``JSON.stringify``): camelCase keys in the interface's order,
-optional fields that are ``None`` left out (JavaScript drops ``undefined``), compact
-separators, non-ASCII written as UTF-8, numbers as JavaScript prints them. ``None``
-inside ``event`` and ``metadata`` is JSON ``null``, as in JavaScript. Integers are
-written exactly, where JavaScript would round beyond 2**53.
+Encoding rules (those of ``JSON.stringify``, which :mod:`dlq_operator.jsjson` writes):
+camelCase keys in the interface's order, optional fields that are ``None`` left out
+(JavaScript drops ``undefined``), compact separators, non-ASCII written as UTF-8, numbers
+as JavaScript prints them. ``None`` inside ``event`` and ``metadata`` is JSON ``null``, as
+in JavaScript. Integers are written exactly, where JavaScript would round beyond 2**53.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 import reprlib
 import struct
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from enum import StrEnum
-from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from dlq_operator.errors import EnvelopeError
+from dlq_operator.jsjson import encode_utf8, stringify
+from dlq_operator.jsjson import parse as parse_json
 
 # Headers on a DLQ record, as the original service writes them.
 ERROR_CODE_HEADER = "error-code"
@@ -185,7 +182,7 @@ def decode_record(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_VALUE_BYT
     except UnicodeDecodeError as exc:
         raise _malformed(f"value is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        data = _JSON_DECODER.decode(text)
+        data = parse_json(text)
     except (ValueError, RecursionError) as exc:
         raise _malformed(f"value is not JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -209,7 +206,7 @@ def encode_dlq_record(envelope: DlqEnvelope) -> KafkaRecord:
         key=_key(envelope),
         value=encode_envelope(envelope),
         headers=[
-            (ERROR_CODE_HEADER, _utf8(error_code)),
+            (ERROR_CODE_HEADER, encode_utf8(error_code)),
             (ORIGINAL_TOPIC_HEADER, envelope.original_topic.encode()),
             (RETRY_COUNT_HEADER, str(envelope.retry_count).encode()),
         ],
@@ -260,7 +257,7 @@ def pack_republish(envelope: DlqEnvelope, retry_count: int) -> bytes:
     """
     topic = envelope.original_topic.encode()
     key = _key(envelope)
-    offset = _utf8(envelope.original_offset)
+    offset = encode_utf8(envelope.original_offset)
     head = _PACKED_HEAD.pack(retry_count, len(topic), -1 if key is None else len(key), len(offset))
     return b"".join((head, topic, key or b"", offset, stringify(envelope.event)))
 
@@ -298,7 +295,7 @@ def parked_headers(
         (PARKED_AT_HEADER, format_timestamp(now).encode()),
     ]
     if detail:
-        headers.append((PARKED_DETAIL_HEADER, _utf8(_truncate(detail))))
+        headers.append((PARKED_DETAIL_HEADER, encode_utf8(_truncate(detail))))
     if dlq_id and header_value(original_headers, DLQ_ID_HEADER) is None:
         headers.append((DLQ_ID_HEADER, dlq_id.encode()))
     return headers
@@ -352,114 +349,6 @@ def parse_timestamp(text: str) -> float | None:
     return moment.timestamp()
 
 
-def stringify(value: Any) -> bytes:
-    """``JSON.stringify(value)`` as UTF-8 bytes.
-
-    Written here rather than with :func:`json.dumps`, whose numbers differ from
-    JavaScript's (``1.0`` vs ``1``, ``1e-07`` vs ``1e-7``). It keeps its own stack instead
-    of recursing, so whatever :func:`json.loads` could nest, it can write back. Lone
-    surrogates, which only a decoded ``\\ud800`` escape can produce, are escaped as
-    JavaScript does.
-
-    Values without floats take :func:`json.dumps`'s C encoder, which writes them exactly
-    as JavaScript does and several times faster (this runs for every retried event).
-    """
-    if not _has_float(value):
-        try:
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-        except (UnicodeEncodeError, RecursionError, ValueError):
-            pass  # lone surrogates or very deep nesting: the exact writer below handles both
-    parts: list[str] = []
-    todo: list[Any] = [value]  # values still to write, and _Text to copy as it is
-    while todo:
-        item = todo.pop()
-        if type(item) is _Text:
-            parts.append(item)
-        elif isinstance(item, str):
-            parts.append(encode_basestring(item))
-        elif item is None:
-            parts.append("null")
-        elif item is True:
-            parts.append("true")
-        elif item is False:
-            parts.append("false")
-        elif isinstance(item, int):
-            parts.append(int.__repr__(item))
-        elif isinstance(item, float):
-            parts.append(_js_number(item))
-        elif isinstance(item, dict):
-            parts.append("{")
-            todo.append(_CLOSE_OBJECT)
-            for key, member in reversed(item.items()):
-                if not isinstance(key, str):
-                    raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
-                todo += (member, _Text(encode_basestring(key) + ":"), _COMMA)
-            if item:
-                todo.pop()  # no comma before the first member
-        elif isinstance(item, list | tuple):
-            parts.append("[")
-            todo.append(_CLOSE_ARRAY)
-            for element in reversed(item):
-                todo += (element, _COMMA)
-            if item:
-                todo.pop()
-        else:
-            raise TypeError(f"{type(item).__name__} is not JSON serializable")
-    text = "".join(parts)
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
-
-
-def _has_float(value: Any) -> bool:
-    """Whether a float is anywhere in ``value`` (JSON numbers json.dumps writes unlike JS)."""
-    todo = [value]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, float):
-            return True
-        if isinstance(item, dict):
-            if not all(isinstance(key, str) for key in item):
-                return True  # let the exact writer raise its own error
-            todo.extend(item.values())
-        elif isinstance(item, list | tuple):
-            todo.extend(item)
-    return False
-
-
-class _Text(str):
-    """JSON text :func:`stringify` has already written."""
-
-    __slots__ = ()
-
-
-_COMMA, _CLOSE_OBJECT, _CLOSE_ARRAY = _Text(","), _Text("}"), _Text("]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _js_number(value: float) -> str:
-    """ECMAScript ``Number::toString``: the shortest digits, placed by the spec's rules."""
-    if not math.isfinite(value):
-        return "null"
-    if value == 0:
-        return "0"
-    sign, digit_tuple, exponent = Decimal(repr(value)).normalize().as_tuple()
-    digits = "".join(map(str, digit_tuple))
-    k = len(digits)
-    n = k + int(exponent)  # value = 0.<digits> * 10**n
-    if k <= n <= 21:
-        text = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        text = f"{digits[:n]}.{digits[n:]}"
-    elif -6 < n <= 0:
-        text = "0." + "0" * -n + digits
-    else:
-        mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
-        text = f"{mantissa}e{'+' if n > 0 else '-'}{abs(n - 1)}"
-    return "-" + text if sign else text
-
-
 def _republish(
     topic: str,
     key: bytes | None,
@@ -471,7 +360,7 @@ def _republish(
 ) -> KafkaRecord:
     headers = [
         (REPUBLISH_RETRY_COUNT_HEADER, str(retry_count).encode()),
-        (ORIGINAL_OFFSET_HEADER, _utf8(original_offset)),
+        (ORIGINAL_OFFSET_HEADER, encode_utf8(original_offset)),
         (DLQ_ID_HEADER, dlq_id.encode()),
         *extra_headers,
     ]
@@ -480,23 +369,7 @@ def _republish(
 
 def _key(envelope: DlqEnvelope) -> bytes | None:
     """The record key: ``originalKey``, none when it has none (kafkajs sends ``undefined``)."""
-    return None if envelope.original_key is None else _utf8(envelope.original_key)
-
-
-def _utf8(text: str) -> bytes:
-    """UTF-8 as JavaScript's ``Buffer.from`` writes it: a lone surrogate becomes U+FFFD."""
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub("\ufffd", text).encode()
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# Built once: json.loads with any option builds a new decoder on every call.
-_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+    return None if envelope.original_key is None else encode_utf8(envelope.original_key)
 
 
 def _json_type(data: object) -> str:

@@ -21,7 +21,6 @@ from dlq_operator.envelope import (
     parse_timestamp,
     republish_record,
     retry_count_from_headers,
-    stringify,
     unpack_republish,
 )
 from dlq_operator.errors import EnvelopeError
@@ -274,45 +273,6 @@ def test_the_dlq_record_carries_the_error_code_key_and_retry_count() -> None:
         "original-topic": b"orion.events.trade",
         "retry-count": b"2",
     }
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (1.0, "1"),
-        (-0.0, "0"),
-        (0.1, "0.1"),
-        (100.0, "100"),
-        (1e20, "100000000000000000000"),
-        (1e21, "1e+21"),
-        (1.5e22, "1.5e+22"),
-        (1e-6, "0.000001"),
-        (1e-7, "1e-7"),
-        (-2.5e-10, "-2.5e-10"),
-        (123456.789, "123456.789"),
-        (5e-324, "5e-324"),
-        (float("nan"), "null"),
-        (float("inf"), "null"),
-        (2**64, "18446744073709551616"),
-    ],
-)
-def test_numbers_are_written_as_javascript_writes_them(value: float, expected: str) -> None:
-    assert stringify(value) == expected.encode()
-
-
-def test_strings_are_escaped_as_javascript_escapes_them() -> None:
-    text = '"\\/\b\f\n\r\t\x00\x1f\x7f\u2028é😀\ud800'
-
-    assert stringify(text) == (
-        '"\\"\\\\/\\b\\f\\n\\r\\t\\u0000\\u001f\x7f\u2028é😀\\ud800"'.encode()
-    )
-
-
-def test_values_that_are_not_json_are_refused() -> None:
-    with pytest.raises(TypeError):
-        stringify({"when": object()})
-    with pytest.raises(TypeError):
-        stringify({1: "a"})
 
 
 # --- republish, park, ids -----------------------------------------------------------
