@@ -1,22 +1,31 @@
-"""One exception tree for the whole operator.
+"""One exception tree for the whole operator, its CLI and its publisher.
 
     DlqError
-    ├── ConfigurationError          bad settings or arguments given to a process
-    ├── PlatformError               the local platform (hack/) could not be built or started
-    ├── KafkaError                  anything the broker did or did not do
-    │   ├── KafkaUnavailable        broker unreachable or timed out: retry later
-    │   ├── TopicNotFound           a topic that was expected does not exist
-    │   └── TopicOperationRefused   the broker refused a create/alter/delete
-    ├── KubeError                   anything the Kubernetes API did or did not do
-    │   └── KubeUnavailable         API server unreachable: retry later
-    ├── ReconcileError              desired state cannot be reached from this spec
-    │   ├── NotSupported            e.g. shrinking partitions, changing replication factor
-    │   ├── PolicyNotFound          spec.retry.policyRef names no RetryPolicy
-    │   └── TopicConflict           another DLQ already claims this topic
-    ├── EnvelopeError               a record that is not a valid DLQ envelope (has a reason)
-    └── ReprocessError              a replay that cannot run as asked
+    ├── ConfigurationError            bad settings or arguments given to a process
+    ├── SchemaError                   a model the CRD generator cannot express (also a ValueError)
+    ├── KafkaError                    anything the broker did or did not do
+    │   ├── KafkaUnavailable          broker unreachable or timed out: retry later
+    │   ├── TopicNotFound             a topic that was expected does not exist
+    │   └── TopicOperationRefused     the broker refused a create/alter/delete
+    │       └── RecordRejected        the broker refused this record itself: park it
+    │           └── RecordTooLarge    larger than the topic (or the producer) accepts
+    ├── KubeError                     anything the Kubernetes API did or did not do
+    │   ├── KubeUnavailable           API server unreachable: retry later
+    │   └── ResourceNotFound          dlq-admin: the named object does not exist
+    ├── EnvelopeError                 a record that is not a valid DLQ envelope (has a reason)
+    ├── DlqSendFailed                 DlqPublisher could not dead-letter an event
+    ├── NotADeadLetterTopic           dlq-admin: the topic is not a ``.dlq`` or ``.dlq.parked``
+    ├── OffsetOutOfRange              dlq-admin: the partition or offset is not retained
+    └── NotConfirmed                  dlq-admin: a purge not confirmed, or nothing to purge
 
-Each error that ends up in a status condition carries a CamelCase ``reason``.
+kafka-python's exceptions become these by one table (``KAFKA_EXC_MAP`` in
+:mod:`dlq_operator.kafka.errors`), the Kubernetes client's in :mod:`dlq_operator.kube.client`;
+``dlq-admin`` gives each its exit code (:mod:`dlq_operator.cli.errors`). A worker tells "park
+this record" from "retry later" by catching ``RecordTooLarge`` before ``RecordRejected``
+before ``TopicNotFound`` before ``KafkaError``.
+
+Each error has a CamelCase ``reason`` (for Events, status messages and the parked header).
+This module imports nothing, so the publisher and the CLI can use it without the operator.
 """
 
 
@@ -30,8 +39,10 @@ class ConfigurationError(DlqError):
     reason = "InvalidConfiguration"
 
 
-class PlatformError(DlqError):
-    reason = "PlatformUnavailable"
+class SchemaError(DlqError, ValueError):
+    """A model uses a JSON-schema construct that a CRD cannot express."""
+
+    reason = "InvalidSchema"
 
 
 class KafkaError(DlqError):
@@ -50,6 +61,18 @@ class TopicOperationRefused(KafkaError):
     reason = "TopicOperationRefused"
 
 
+class RecordRejected(TopicOperationRefused):
+    """The broker refused this record itself; sending it again cannot succeed."""
+
+    reason = "RecordRejected"
+
+
+class RecordTooLarge(RecordRejected):
+    """The record is larger than the topic (or the producer) accepts."""
+
+    reason = "RecordTooLarge"
+
+
 class KubeError(DlqError):
     reason = "KubernetesError"
 
@@ -58,20 +81,8 @@ class KubeUnavailable(KubeError):
     reason = "KubernetesUnavailable"
 
 
-class ReconcileError(DlqError):
-    reason = "ReconcileFailed"
-
-
-class NotSupported(ReconcileError):
-    reason = "NotSupported"
-
-
-class PolicyNotFound(ReconcileError):
-    reason = "PolicyNotFound"
-
-
-class TopicConflict(ReconcileError):
-    reason = "TopicConflict"
+class ResourceNotFound(KubeError):
+    reason = "ResourceNotFound"
 
 
 class EnvelopeError(DlqError):
@@ -83,5 +94,19 @@ class EnvelopeError(DlqError):
         self.detail = detail
 
 
-class ReprocessError(DlqError):
-    reason = "ReprocessFailed"
+class DlqSendFailed(DlqError):
+    """The event could not be dead-lettered: do not commit its offset."""
+
+    reason = "DlqSendFailed"
+
+
+class NotADeadLetterTopic(DlqError):
+    reason = "NotADeadLetterTopic"
+
+
+class OffsetOutOfRange(DlqError):
+    reason = "OffsetOutOfRange"
+
+
+class NotConfirmed(DlqError):
+    reason = "NotConfirmed"

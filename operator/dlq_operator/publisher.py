@@ -30,7 +30,7 @@ from dlq_operator.envelope import (
     format_timestamp,
     retry_count_from_headers,
 )
-from dlq_operator.errors import DlqError
+from dlq_operator.errors import DlqError, DlqSendFailed
 from dlq_operator.kafka import ProducedRecord, RecordProducer
 from dlq_operator.settings import KafkaSettings
 
@@ -44,12 +44,6 @@ SEND_FAILED = Counter(
     "Failed events that could not be sent to their dead-letter topic.",
     ["dlq_topic"],
 )
-
-
-class DlqSendFailed(DlqError):
-    """The event could not be dead-lettered: do not commit its offset."""
-
-    reason = "DlqSendFailed"
 
 
 class SourceRecord(Protocol):

@@ -193,7 +193,7 @@ def test_via_cluster_one_record_with_a_generated_name(
     ("args", "code", "message"),
     [
         (["other.dlq", "--dlq", "orders"], 2, "other.dlq is not a topic of DeadLetterQueue"),
-        (["orders.dlq", "--dlq", "missing"], 7, "DeadLetterQueue {ns}/missing not found"),
+        (["orders.dlq", "--dlq", "missing"], 8, "DeadLetterQueue {ns}/missing not found"),
         (["orders.dlq"], 2, "--via-cluster needs --dlq NAME"),
         (["orders.dlq", "7", "--dlq", "orders"], 2, "needs the record as PARTITION:OFFSET"),
     ],
@@ -282,11 +282,11 @@ def test_via_cluster_watch(kafka_bootstrap: str, queues, namespace: str, kubectl
     assert "Succeeded" in out
 
 
-def test_unknown_request_and_unreachable_api_server_exit_7(
+def test_unknown_request_exits_8_and_unreachable_api_server_7(
     kafka_bootstrap: str, crds: None, namespace: str, kubeconfig: Path, tmp_path: Path
 ) -> None:
     missing = dlq_admin(kafka_bootstrap, "watch", "nope", "-n", namespace)
-    assert missing.returncode == 7
+    assert missing.returncode == 8
     assert missing.stderr.strip() == f"error: ReprocessRequest {namespace}/nope not found"
 
     config = yaml.safe_load(kubeconfig.read_text())

@@ -8,13 +8,17 @@ from collections.abc import Iterator
 import pytest
 
 from dlq_operator.envelope import KafkaRecord
-from dlq_operator.errors import KafkaUnavailable, TopicNotFound, TopicOperationRefused
+from dlq_operator.errors import (
+    KafkaUnavailable,
+    RecordRejected,
+    RecordTooLarge,
+    TopicNotFound,
+    TopicOperationRefused,
+)
 from dlq_operator.kafka import (
     GroupConsumer,
     RecordProducer,
     RecordReader,
-    RecordRejected,
-    RecordTooLarge,
     TopicAdmin,
     TopicSpec,
 )

@@ -6,7 +6,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from dlq_operator.api.common import CelRule, SpecModel, cel_rules
-from dlq_operator.api.structural import SchemaError, structural_schema
+from dlq_operator.api.structural import structural_schema
+from dlq_operator.errors import SchemaError
 
 NOT_NEGATIVE = CelRule("self.size >= 0", "spec.inner.size must not be negative")
 IMMUTABLE = CelRule("self == oldSelf", "spec.inner is immutable")

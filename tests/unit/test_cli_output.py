@@ -10,24 +10,21 @@ from rich.console import Console
 
 from dlq_operator.api import MessageSelector
 from dlq_operator.cli.app import program_name
-from dlq_operator.cli.errors import (
-    ExitCode,
-    NotADeadLetterTopic,
-    NotConfirmed,
-    OffsetOutOfRange,
-    ResourceNotFound,
-    exit_code_for,
-)
+from dlq_operator.cli.errors import ExitCode, exit_code_for
 from dlq_operator.cli.output import OutputFormat, age, emit, table, truncate
 from dlq_operator.cli.records import describe, summarize
 from dlq_operator.envelope import DlqEnvelope, encode_dlq_record
 from dlq_operator.errors import (
     ConfigurationError,
+    DlqError,
     KafkaError,
     KafkaUnavailable,
     KubeError,
     KubeUnavailable,
-    ReprocessError,
+    NotADeadLetterTopic,
+    NotConfirmed,
+    OffsetOutOfRange,
+    ResourceNotFound,
     TopicNotFound,
 )
 from dlq_operator.kafka import ConsumedRecord
@@ -78,12 +75,12 @@ def test_ages_as_kubectl_shows_them(ago_seconds: int, shown: str) -> None:
         (OffsetOutOfRange("o"), ExitCode.OUT_OF_RANGE),
         (KafkaUnavailable("k"), ExitCode.KAFKA_UNREACHABLE),
         (KubeUnavailable("k"), ExitCode.CLUSTER_UNREACHABLE),
-        (ResourceNotFound("r"), ExitCode.CLUSTER_UNREACHABLE),
+        (ResourceNotFound("r"), ExitCode.RESOURCE_NOT_FOUND),
         (ConfigurationError("c"), ExitCode.USAGE),
         (NotConfirmed("n"), ExitCode.FAILED),
         (KafkaError("k"), ExitCode.FAILED),
         (KubeError("403"), ExitCode.FAILED),
-        (ReprocessError("r"), ExitCode.FAILED),
+        (DlqError("r"), ExitCode.FAILED),
     ],
 )
 def test_exit_codes(error: Exception, code: ExitCode) -> None:

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dlq_operator.api import ReprocessSource
-from dlq_operator.cli.errors import NotADeadLetterTopic, OffsetOutOfRange
 from dlq_operator.cli.parsing import (
     HeaderMatch,
     Position,
@@ -16,7 +15,7 @@ from dlq_operator.cli.parsing import (
     replay_source_topic,
 )
 from dlq_operator.cli.topics import locate, require_dead_letter_topic, require_partitions
-from dlq_operator.errors import ConfigurationError
+from dlq_operator.errors import ConfigurationError, NotADeadLetterTopic, OffsetOutOfRange
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from dlq_operator.errors import SchemaError
+
 # Keywords kept, in the order they are written out (for readable YAML).
 _KEYWORDS = (
     "description",
@@ -43,10 +45,6 @@ _KEYWORDS = (
 _DROPPED = ("title",)
 _COMBINATORS = ("$ref", "anyOf", "allOf")
 _NULL = {"type": "null"}
-
-
-class SchemaError(ValueError):
-    """A model uses a JSON-schema construct that a CRD cannot express."""
 
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dlq_operator.api import (
     ReprocessPhase,
     ReprocessRequestSpec,
 )
-from dlq_operator.cli.errors import ExitCode, ResourceNotFound
+from dlq_operator.cli.errors import ExitCode
 from dlq_operator.cli.options import FLAG, Namespace, Output
 from dlq_operator.cli.output import (
     OutputFormat,
@@ -40,7 +40,7 @@ from dlq_operator.cli.output import (
     table,
     word,
 )
-from dlq_operator.errors import KubeUnavailable
+from dlq_operator.errors import KubeUnavailable, ResourceNotFound
 
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _ALERT_STYLES = {"OK": "green", "Warning": "yellow", "Critical": "bold red"}

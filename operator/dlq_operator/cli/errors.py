@@ -1,4 +1,4 @@
-"""Exit codes of ``dlq-admin`` and the errors only the CLI raises.
+"""Exit codes of ``dlq-admin``.
 
 ====  =====================================================================
 code  meaning
@@ -11,7 +11,8 @@ code  meaning
       ``--force`` reads it anyway with ``list`` and ``show``
 5     the partition or offset is out of range (not retained)
 6     Kafka unreachable
-7     the Kubernetes API server unreachable, or the resource not found
+7     the Kubernetes API server unreachable
+8     the DeadLetterQueue or ReprocessRequest named does not exist
 130   interrupted (Ctrl-C); a replay stops after its last acknowledged batch
 ====  =====================================================================
 
@@ -27,10 +28,11 @@ from pydantic import ValidationError
 
 from dlq_operator.errors import (
     ConfigurationError,
-    DlqError,
     KafkaUnavailable,
-    KubeError,
     KubeUnavailable,
+    NotADeadLetterTopic,
+    OffsetOutOfRange,
+    ResourceNotFound,
     TopicNotFound,
 )
 
@@ -44,31 +46,16 @@ class ExitCode(IntEnum):
     OUT_OF_RANGE = 5
     KAFKA_UNREACHABLE = 6
     CLUSTER_UNREACHABLE = 7
+    RESOURCE_NOT_FOUND = 8
     INTERRUPTED = 130
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 failed; 2 usage error; 3 unknown topic; "
     "4 not a dead-letter topic; 5 partition or offset out of range; "
-    "6 Kafka unreachable; 7 Kubernetes API unreachable or resource not found; "
+    "6 Kafka unreachable; 7 Kubernetes API unreachable; 8 resource not found; "
     "130 interrupted."
 )
-
-
-class NotADeadLetterTopic(DlqError):
-    reason = "NotADeadLetterTopic"
-
-
-class OffsetOutOfRange(DlqError):
-    reason = "OffsetOutOfRange"
-
-
-class ResourceNotFound(KubeError):
-    reason = "ResourceNotFound"
-
-
-class NotConfirmed(DlqError):
-    reason = "NotConfirmed"
 
 
 # Most specific first: the first class an error is an instance of gives its code.
@@ -78,7 +65,7 @@ _EXIT_CODES: tuple[tuple[type[Exception], ExitCode], ...] = (
     (OffsetOutOfRange, ExitCode.OUT_OF_RANGE),
     (KafkaUnavailable, ExitCode.KAFKA_UNREACHABLE),
     (KubeUnavailable, ExitCode.CLUSTER_UNREACHABLE),
-    (ResourceNotFound, ExitCode.CLUSTER_UNREACHABLE),
+    (ResourceNotFound, ExitCode.RESOURCE_NOT_FOUND),
     (ConfigurationError, ExitCode.USAGE),
     (ValidationError, ExitCode.USAGE),
 )

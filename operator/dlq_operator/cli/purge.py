@@ -14,7 +14,6 @@ import typer
 from rich.console import RenderableType
 from rich.text import Text
 
-from dlq_operator.cli.errors import NotConfirmed
 from dlq_operator.cli.options import (
     DEFAULT_BOOTSTRAP_SERVERS,
     FLAG,
@@ -24,6 +23,7 @@ from dlq_operator.cli.options import (
 )
 from dlq_operator.cli.output import OutputFormat, emit, number, table
 from dlq_operator.cli.topics import require_dead_letter_topic, retained_offsets
+from dlq_operator.errors import NotConfirmed
 from dlq_operator.kafka import TopicAdmin
 
 CLIENT_ID = "dlq-admin"

@@ -12,7 +12,6 @@ from rich.panel import Panel
 from rich.table import Column
 from rich.text import Text
 
-from dlq_operator.cli.errors import OffsetOutOfRange
 from dlq_operator.cli.options import (
     DEFAULT_BOOTSTRAP_SERVERS,
     BootstrapServers,
@@ -38,7 +37,7 @@ from dlq_operator.envelope import (
     format_timestamp,
     header_value,
 )
-from dlq_operator.errors import EnvelopeError
+from dlq_operator.errors import EnvelopeError, OffsetOutOfRange
 from dlq_operator.kafka import ConsumedRecord, RecordReader, TopicAdmin
 from dlq_operator.reprocess.records import SourceRecord
 from dlq_operator.reprocess.selection import error_code_of, key_of

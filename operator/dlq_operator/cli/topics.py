@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from dlq_operator.cli.errors import NotADeadLetterTopic, OffsetOutOfRange
 from dlq_operator.cli.parsing import Position, is_dead_letter_topic
-from dlq_operator.errors import ConfigurationError, TopicNotFound
+from dlq_operator.errors import (
+    ConfigurationError,
+    NotADeadLetterTopic,
+    OffsetOutOfRange,
+    TopicNotFound,
+)
 from dlq_operator.kafka import TopicAdmin
 
 Ranges = Mapping[int, tuple[int, int]]

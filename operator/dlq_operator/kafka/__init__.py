@@ -4,7 +4,7 @@ Everything here is synchronous and blocks the calling thread; async code calls i
 ``asyncio.to_thread`` (or ``asyncio.wrap_future`` for :meth:`RecordProducer.send`). Values
 in and out are plain Python: names, ``(topic, partition)`` tuples, offsets and the records
 of :mod:`.records`. Every kafka-python exception leaves as one of
-:mod:`dlq_operator.errors` (the mapping is drawn in :mod:`.errors`).
+:mod:`dlq_operator.errors`, by one table (:data:`.errors.KAFKA_EXC_MAP`).
 
 - :class:`TopicAdmin`: topics, offsets and consumer groups, batched for many at once.
 - :class:`RecordProducer`: acks=all, idempotent producer of
@@ -23,7 +23,6 @@ from dlq_operator.kafka.admin import (
     TopicSpec,
 )
 from dlq_operator.kafka.consumer import GroupConsumer
-from dlq_operator.kafka.errors import RecordRejected, RecordTooLarge
 from dlq_operator.kafka.producer import Delivery, RecordProducer
 from dlq_operator.kafka.reader import RecordReader
 from dlq_operator.kafka.records import ConsumedRecord, Partition, ProducedRecord
@@ -38,8 +37,6 @@ __all__ = [
     "ProducedRecord",
     "RecordProducer",
     "RecordReader",
-    "RecordRejected",
-    "RecordTooLarge",
     "TopicAdmin",
     "TopicDescription",
     "TopicSpec",

@@ -462,18 +462,17 @@ class TopicAdmin:
     ) -> Result:
         """Run a group operation, waiting out a coordinator that is moving or loading."""
         deadline = time.monotonic() + self._settings.request_timeout_ms / 1000
-        while True:
-            admin = self._client_or_connect()
-            try:
-                return operation(admin)
-            except _COORDINATOR_MOVING as exc:
-                if time.monotonic() >= deadline:
-                    raise self._translate(exc, action) from exc
-                if not isinstance(exc, kafka_errors.CoordinatorLoadInProgressError):
-                    self.close()
-            except kafka_errors.KafkaError as exc:
-                raise self._translate(exc, action) from exc
-            time.sleep(_COORDINATOR_RETRY_SECONDS)
+        with translated(action, self._settings.bootstrap_servers):
+            while True:
+                admin = self._client_or_connect()
+                try:
+                    return operation(admin)
+                except _COORDINATOR_MOVING as exc:
+                    if time.monotonic() >= deadline:
+                        raise
+                    if not isinstance(exc, kafka_errors.CoordinatorLoadInProgressError):
+                        self.close()
+                time.sleep(_COORDINATOR_RETRY_SECONDS)
 
     def _translate(self, exc: kafka_errors.KafkaError, action: str) -> Exception:
         return translate(exc, action, self._settings.bootstrap_servers)

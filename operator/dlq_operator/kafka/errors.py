@@ -1,21 +1,11 @@
-"""kafka-python exceptions translated into the project's tree (:mod:`dlq_operator.errors`).
+"""kafka-python's exceptions translated into the project's tree (:mod:`dlq_operator.errors`).
 
-    kafka-python                                         raised as
-    retriable errors (connection, timeout, no leader,    KafkaUnavailable   retry later
-      coordinator moving, NodeNotReady, ...),
-      BrokerNotAvailable, UnknownBrokerId
-    UnknownTopicOrPartition, UnknownTopicId              TopicNotFound
-    MessageSizeTooLarge, RecordListTooLarge              RecordTooLarge     park: TooLarge
-    InvalidRecord, InvalidTimestamp                      RecordRejected     park: NonRetryable
-    policy, invalid config/partitions/replication/       TopicOperationRefused
-      topic name, TopicAlreadyExists, deletion disabled
-    KafkaConfigurationError                              ConfigurationError
-    anything else (authorization, ...)                   KafkaError
-
-The two record classes are subclasses of :class:`TopicOperationRefused` that live here
-because only a produce can raise them: a worker catches ``RecordTooLarge`` before
-``RecordRejected`` before ``TopicNotFound`` before ``KafkaError``, and so tells "park this
-record" apart from "retry later".
+One table, :data:`KAFKA_EXC_MAP`, says which project error each kafka-python error
+becomes; :func:`translate` applies it to one exception and :func:`translated` to a block.
+The entry of the most specific class wins: the first of the exception's classes (its MRO)
+that the table names. So ``UnknownTopicOrPartitionError``, which kafka-python also marks
+retriable, is a :class:`TopicNotFound`, and an error named nowhere is a
+:class:`~dlq_operator.errors.KafkaError` through the ``KafkaError`` row.
 """
 
 from __future__ import annotations
@@ -30,57 +20,57 @@ from dlq_operator.errors import (
     DlqError,
     KafkaError,
     KafkaUnavailable,
+    RecordRejected,
+    RecordTooLarge,
     TopicNotFound,
     TopicOperationRefused,
 )
 
+KAFKA_EXC_MAP: dict[type[kafka_errors.KafkaError], type[DlqError]] = {
+    # Anything not named below (authorization, ...).
+    kafka_errors.KafkaError: KafkaError,
+    # Connection, timeout, no leader, coordinator moving, NodeNotReady, ...: retry later.
+    kafka_errors.RetriableError: KafkaUnavailable,
+    # Not marked retriable by kafka-python, yet they only say a broker is away right now.
+    kafka_errors.BrokerNotAvailableError: KafkaUnavailable,
+    kafka_errors.UnknownBrokerIdError: KafkaUnavailable,
+    kafka_errors.KafkaConfigurationError: ConfigurationError,
+    kafka_errors.UnknownTopicOrPartitionError: TopicNotFound,
+    kafka_errors.UnknownTopicIdError: TopicNotFound,
+    # Only a produce raises these: the worker parks the record (TooLarge, NonRetryable).
+    kafka_errors.MessageSizeTooLargeError: RecordTooLarge,
+    kafka_errors.RecordListTooLargeError: RecordTooLarge,
+    kafka_errors.InvalidRecordError: RecordRejected,
+    kafka_errors.InvalidTimestampError: RecordRejected,
+    kafka_errors.PolicyViolationError: TopicOperationRefused,
+    kafka_errors.InvalidConfigurationError: TopicOperationRefused,
+    kafka_errors.InvalidPartitionsError: TopicOperationRefused,
+    kafka_errors.InvalidReplicationFactorError: TopicOperationRefused,
+    kafka_errors.InvalidReplicationAssignmentError: TopicOperationRefused,
+    kafka_errors.InvalidTopicError: TopicOperationRefused,
+    kafka_errors.InvalidRequestError: TopicOperationRefused,
+    kafka_errors.TopicAlreadyExistsError: TopicOperationRefused,
+    kafka_errors.TopicDeletionDisabledError: TopicOperationRefused,
+    kafka_errors.ReassignmentInProgressError: TopicOperationRefused,
+}
 
-class RecordRejected(TopicOperationRefused):
-    """The broker refused this record itself; sending it again cannot succeed."""
-
-    reason = "RecordRejected"
-
-
-class RecordTooLarge(RecordRejected):
-    """The record is larger than the topic (or the producer) accepts."""
-
-    reason = "RecordTooLarge"
-
-
-_NOT_FOUND = (kafka_errors.UnknownTopicOrPartitionError, kafka_errors.UnknownTopicIdError)
-_TOO_LARGE = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordListTooLargeError)
-_REJECTED = (kafka_errors.InvalidRecordError, kafka_errors.InvalidTimestampError)
-_REFUSED = (
-    kafka_errors.PolicyViolationError,
-    kafka_errors.InvalidConfigurationError,
-    kafka_errors.InvalidPartitionsError,
-    kafka_errors.InvalidReplicationFactorError,
-    kafka_errors.InvalidReplicationAssignmentError,
-    kafka_errors.InvalidTopicError,
-    kafka_errors.InvalidRequestError,
-    kafka_errors.TopicAlreadyExistsError,
-    kafka_errors.TopicDeletionDisabledError,
-    kafka_errors.ReassignmentInProgressError,
-)
-# Not marked retriable by kafka-python, yet they only say a broker is away right now.
-_UNAVAILABLE = (kafka_errors.BrokerNotAvailableError, kafka_errors.UnknownBrokerIdError)
+# The message of each project error; ``action`` is what was being done, ``servers`` the
+# bootstrap servers, ``exc`` the kafka-python exception.
+_MESSAGES: dict[type[DlqError], str] = {
+    KafkaError: "{action}: {exc}",
+    KafkaUnavailable: "{action}: Kafka at {servers} is unavailable ({exc})",
+    ConfigurationError: "{action}: invalid Kafka client configuration ({exc})",
+    TopicNotFound: "{action}: topic or partition does not exist ({exc})",
+    RecordTooLarge: "{action}: record too large ({exc})",
+    RecordRejected: "{action}: record refused ({exc})",
+    TopicOperationRefused: "{action}: refused by the broker ({exc})",
+}
 
 
 def translate(exc: kafka_errors.KafkaError, action: str, servers: str) -> DlqError:
     """The project error for ``exc``, raised while doing ``action`` against ``servers``."""
-    if isinstance(exc, _NOT_FOUND):
-        return TopicNotFound(f"{action}: topic or partition does not exist ({exc})")
-    if isinstance(exc, _TOO_LARGE):
-        return RecordTooLarge(f"{action}: record too large ({exc})")
-    if isinstance(exc, _REJECTED):
-        return RecordRejected(f"{action}: record refused ({exc})")
-    if isinstance(exc, _REFUSED):
-        return TopicOperationRefused(f"{action}: refused by the broker ({exc})")
-    if isinstance(exc, (kafka_errors.RetriableError, *_UNAVAILABLE)):
-        return KafkaUnavailable(f"{action}: Kafka at {servers} is unavailable ({exc})")
-    if isinstance(exc, kafka_errors.KafkaConfigurationError):
-        return ConfigurationError(f"{action}: invalid Kafka client configuration ({exc})")
-    return KafkaError(f"{action}: {exc}")
+    kind = next(KAFKA_EXC_MAP[cls] for cls in type(exc).__mro__ if cls in KAFKA_EXC_MAP)
+    return kind(_MESSAGES[kind].format(action=action, servers=servers, exc=exc))
 
 
 def for_code(error_code: int, message: str | None = None) -> kafka_errors.KafkaError:

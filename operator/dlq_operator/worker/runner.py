@@ -37,7 +37,14 @@ from dlq_operator.envelope import (
     republish_record,
     unpack_republish,
 )
-from dlq_operator.errors import DlqError, EnvelopeError, KafkaUnavailable, TopicNotFound
+from dlq_operator.errors import (
+    DlqError,
+    EnvelopeError,
+    KafkaUnavailable,
+    RecordRejected,
+    RecordTooLarge,
+    TopicNotFound,
+)
 from dlq_operator.kafka import (
     ConsumedRecord,
     Delivery,
@@ -45,8 +52,6 @@ from dlq_operator.kafka import (
     Partition,
     RecordProducer,
     RecordReader,
-    RecordRejected,
-    RecordTooLarge,
     TopicAdmin,
 )
 from dlq_operator.settings import KafkaSettings, WorkerSettings
