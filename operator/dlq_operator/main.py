@@ -44,7 +44,9 @@ settings = get_settings()
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, dlq_bodies: kopf.Index, **_: Any
+) -> None:
     """Connects the adapters once and configures kopf's bookkeeping under our own names."""
     # Imported here: the operator's metrics (dlq_parked, ...) must not be registered in a
     # worker process, whose own dlq_parked_total would clash with them.
@@ -68,8 +70,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     admin = TopicAdmin(operator_settings.kafka)
     memo.kube = kube
-    # The DLQ objects as watched (kopf's live index, set by the first reconcile).
-    memo.watched = {"dlqs": {}}
     memo.nudge = nudge
     memo.reconciler = DlqReconciler(admin, kube, operator_settings)
     memo.reprocess = ReprocessController(kube, operator_settings)
@@ -82,7 +82,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         [WebhookSinkConfig.model_validate(sink) for sink in operator_settings.alert_sinks],
         reader=monitor_reader,
         interval=operator_settings.monitor_interval_seconds,
-        resources=lambda: [body for store in memo.watched["dlqs"].values() for body in store],
+        # kopf's live index of every DLQ: startup gets it already, filled as watches run.
+        resources=lambda: [body for store in dlq_bodies.values() for body in store],
     )
     memo.monitor_task = asyncio.create_task(monitor.run(), name="depth-monitor")
     # What startup loaded lives as long as the process; frozen, the collector's full

@@ -51,14 +51,10 @@ async def reconcile(
     memo: kopf.Memo,
     policy_specs: kopf.Index,
     topic_claims: kopf.Index,
-    dlq_bodies: kopf.Index,
     patch: kopf.Patch,
     **_: Any,
 ) -> None:
     """Brings the DLQ's topics and retry worker to its spec."""
-    # Handlers get a shallow copy of the operator's memo: share the live index through
-    # the dict they have in common.
-    memo.watched["dlqs"] = dlq_bodies
     dlq = DlqObject.from_kopf(body)
     policy = next(iter(policy_specs.get((dlq.namespace, policy_of(dict(body.spec))), [])), None)
     claims = claims_on_topics_of(body.spec, topic_claims)
