@@ -29,6 +29,11 @@ def module_kubectl(tools_bin: Path, kubeconfig: Path):
     return run
 
 
+@pytest.fixture
+def objects(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
 @pytest.fixture(scope="module")
 def release_values() -> tuple[str, ...]:
     """Values beyond the image and Kafka; a module overrides this fixture for its own."""

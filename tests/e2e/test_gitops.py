@@ -39,11 +39,6 @@ def release_values() -> tuple[str, ...]:
 
 
 @pytest.fixture
-def objects(api_client: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client)
-
-
-@pytest.fixture
 def verdicts(tools_bin: Path) -> Callable[[list[dict[str, Any]]], list[Health]]:
     tool = gitops_check_path(tools_bin)
     return lambda found: health_verdicts(found, tool)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kubernetes import client
@@ -31,11 +30,6 @@ from tests.support import (
 WORKER_SELECTOR = "app.kubernetes.io/component=retry-worker"
 # Retries at once: what a worker republishes shows up without waiting.
 FAST_POLICY = {"maxRetries": 3, "backoff": {"initialDelay": "0s"}}
-
-
-@pytest.fixture
-def objects(api_client: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client)
 
 
 def dlq_with_worker(

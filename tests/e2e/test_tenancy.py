@@ -20,7 +20,6 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAuthorizationFailedError
-from kubernetes import client
 
 import local_platform
 from dlq_operator.api.naming import retry_group_name
@@ -87,11 +86,6 @@ def release_values(
         "--set=resyncIntervalSeconds=10",
         "--set=debug=true",
     )
-
-
-@pytest.fixture
-def objects(api_client: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client)
 
 
 @dataclass
