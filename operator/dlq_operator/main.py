@@ -19,9 +19,9 @@ from dlq_operator.api.naming import RECONCILE_TRIGGER_ANNOTATION
 from dlq_operator.handlers import deadletterqueue as dlq_handlers
 from dlq_operator.handlers import reprocessrequest as reprocess_handlers
 from dlq_operator.handlers import retrypolicy as policy_handlers
+from dlq_operator.handlers.session import pooled_session, watch_streams
 from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kube import KubeClient
-from dlq_operator.kube.session import pooled_session, watch_streams
 from dlq_operator.logs import configure_logging
 from dlq_operator.reconcile.service import DlqReconciler
 from dlq_operator.reconcile.workload import WORKER_COMPONENT

@@ -1,8 +1,8 @@
 """``stats`` and ``watch``, and the cluster side of ``reprocess --via-cluster``.
 
-The API server is found as kubectl finds it: in a pod, its service account; elsewhere
-``KUBECONFIG`` or ``~/.kube/config``, whose current context also gives the default
-namespace.
+The API server is found as kubectl finds it (:func:`dlq_operator.kube.connect_as_kubectl`):
+in a pod, its service account; elsewhere ``KUBECONFIG`` or ``~/.kube/config``, whose current
+context also gives the default namespace.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +18,6 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Column
 from rich.text import Text
 
-from dlq_operator import API_GROUP, API_VERSION
 from dlq_operator.api import (
     DEAD_LETTER_QUEUE,
     REPROCESS_REQUEST,
@@ -28,6 +26,7 @@ from dlq_operator.api import (
     ReprocessPhase,
     ReprocessRequestSpec,
 )
+from dlq_operator.api.conditions import READY, get_condition
 from dlq_operator.cli.errors import ExitCode
 from dlq_operator.cli.options import FLAG, Namespace, Output
 from dlq_operator.cli.output import (
@@ -40,9 +39,8 @@ from dlq_operator.cli.output import (
     table,
     word,
 )
-from dlq_operator.errors import KubeUnavailable, ResourceNotFound
+from dlq_operator.errors import ResourceNotFound
 
-_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _ALERT_STYLES = {"OK": "green", "Warning": "yellow", "Critical": "bold red"}
 _READY_STYLES = {"True": "green", "False": "red"}
 _PHASE_STYLES = {"Succeeded": "green", "Failed": "bold red", "Cancelled": "yellow"}
@@ -54,21 +52,9 @@ class Cluster:
     def __init__(self) -> None:
         # Imported here: the kubernetes client takes longer to import than most commands,
         # which only talk to Kafka, take to run.
-        from kubernetes import client, config
+        from dlq_operator.kube import connect_as_kubectl
 
-        from dlq_operator.kube import KubeClient
-
-        try:
-            config.load_incluster_config()
-            self.default_namespace = _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-        except config.ConfigException:
-            try:
-                config.load_kube_config()
-                _, context = config.list_kube_config_contexts()
-            except (config.ConfigException, OSError) as exc:
-                raise KubeUnavailable(f"no Kubernetes configuration found: {exc}") from exc
-            self.default_namespace = context["context"].get("namespace") or "default"
-        self.kube = KubeClient(client.ApiClient())
+        self.kube, self.default_namespace = connect_as_kubectl()
 
     def namespace(self, given: str | None) -> str:
         return given or self.default_namespace
@@ -89,7 +75,7 @@ class Cluster:
             else {"generateName": f"{spec.dead_letter_queue_ref.name}-replay-"}
         )
         body = {
-            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "apiVersion": REPROCESS_REQUEST.api_version,
             "kind": REPROCESS_REQUEST.kind,
             "metadata": metadata,
             "spec": spec.model_dump(mode="json", exclude_none=True),
@@ -152,9 +138,7 @@ def follow_request(cluster: Cluster, namespace: str, name: str, output: OutputFo
 def queue_figures(item: Mapping[str, Any]) -> dict[str, Any]:
     """What ``stats`` shows of one DeadLetterQueue object."""
     metadata, status = item["metadata"], item.get("status") or {}
-    ready: Mapping[str, Any] = next(
-        (c for c in status.get("conditions") or () if c.get("type") == "Ready"), {}
-    )
+    ready = get_condition(status.get("conditions"), READY) or {}
     return {
         "namespace": metadata["namespace"],
         "name": metadata["name"],

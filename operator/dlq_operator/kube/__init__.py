@@ -6,6 +6,6 @@ synchronous; async callers use ``asyncio.to_thread``. Errors become
 :class:`~dlq_operator.errors.KubeError` / :class:`~dlq_operator.errors.KubeUnavailable`.
 """
 
-from dlq_operator.kube.client import KubeClient, StatusWrite
+from dlq_operator.kube.client import KubeClient, StatusWrite, connect_as_kubectl
 
-__all__ = ["KubeClient", "StatusWrite"]
+__all__ = ["KubeClient", "StatusWrite", "connect_as_kubectl"]

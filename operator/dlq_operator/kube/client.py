@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import urllib3
@@ -15,6 +16,8 @@ from kubernetes.client.rest import ApiException
 
 from dlq_operator import API_GROUP, API_VERSION
 from dlq_operator.errors import KubeError, KubeUnavailable
+
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 @contextmanager
@@ -301,3 +304,20 @@ def _owned_fields_equal(current: dict[str, Any], desired: dict[str, Any]) -> boo
         and annotations(cur_spec) == annotations(want_spec)
         and current["metadata"].get("labels") == desired["metadata"]["labels"]
     )
+
+
+def connect_as_kubectl() -> tuple[KubeClient, str]:
+    """A client of the API server kubectl would use, and the namespace it defaults to: in a
+    pod, its service account's; elsewhere ``KUBECONFIG`` or ``~/.kube/config``, whose current
+    context gives the namespace (``default`` when it names none)."""
+    try:
+        config.load_incluster_config()
+        namespace = _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    except config.ConfigException:
+        try:
+            config.load_kube_config()
+            _, context = config.list_kube_config_contexts()
+        except (config.ConfigException, OSError) as exc:
+            raise KubeUnavailable(f"no Kubernetes configuration found: {exc}") from exc
+        namespace = context["context"].get("namespace") or "default"
+    return KubeClient(client.ApiClient()), namespace

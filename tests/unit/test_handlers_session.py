@@ -4,7 +4,7 @@ import asyncio
 
 import kopf
 
-from dlq_operator.kube.session import REQUEST_CONNECTIONS, pooled_session, watch_streams
+from dlq_operator.handlers.session import REQUEST_CONNECTIONS, pooled_session, watch_streams
 
 
 def test_one_stream_per_kind_cluster_wide_plus_the_observers():
