@@ -25,8 +25,8 @@ Kinds:
 - :class:`ReprocessRequestSpec` / :class:`ReprocessRequestStatus` (``rpr``): one replay of
   selected dead messages, immutable once created except ``suspend``.
 
-:data:`KINDS` describes each kind's names and printer columns, e.g. ``DEAD_LETTER_QUEUE.plural``
-for the handlers.
+:data:`KINDS` describes each kind's names (kind, plural, short names) and printer columns; the
+CRD generator and ``dlq-admin`` take a kind's plural from it (``DEAD_LETTER_QUEUE.plural``).
 """
 
 from dlq_operator.api.common import (
