@@ -23,10 +23,16 @@ from dlq_operator.handlers.session import pooled_session, watch_streams
 from dlq_operator.kafka import TopicAdmin
 from dlq_operator.kube import KubeClient
 from dlq_operator.logs import configure_logging
+from dlq_operator.metrics import process_registry
+from dlq_operator.monitor.metrics import MonitorMetrics
+from dlq_operator.monitor.service import DepthMonitor, monitor_clients
+from dlq_operator.monitor.sinks import WebhookSinkConfig
 from dlq_operator.reconcile.service import DlqReconciler
 from dlq_operator.reconcile.workload import WORKER_COMPONENT
 from dlq_operator.reprocess.controller import ReprocessController
+from dlq_operator.reprocess.metrics import ReprocessMetrics
 from dlq_operator.settings import get_settings
+from dlq_operator.worker.process import run_worker
 
 DLQ = (API_GROUP, API_VERSION, dlq_handlers.PLURAL)
 POLICY = (API_GROUP, API_VERSION, policy_handlers.PLURAL)
@@ -48,11 +54,6 @@ async def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, dlq_bodies: kopf.Index, **_: Any
 ) -> None:
     """Connects the adapters once and configures kopf's bookkeeping under our own names."""
-    # Imported here: the operator's metrics (dlq_parked, ...) must not be registered in a
-    # worker process, whose own dlq_parked_total would clash with them.
-    from dlq_operator.monitor.service import DepthMonitor, monitor_clients
-    from dlq_operator.monitor.sinks import WebhookSinkConfig
-
     operator_settings = get_settings()
     settings.persistence.finalizer = FINALIZER
     # In the status (status.operator.*), not in annotations: a handler's status patch and
@@ -72,9 +73,11 @@ async def startup(
     memo.kube = kube
     memo.nudge = nudge
     memo.reconciler = DlqReconciler(admin, kube, operator_settings)
-    memo.reprocess = ReprocessController(kube, operator_settings)
+    # The operator's metrics (the monitor's and the replays'), in the registry it serves.
+    registry = process_registry()
+    memo.reprocess = ReprocessController(kube, operator_settings, ReprocessMetrics(registry))
     if operator_settings.metrics_port:
-        start_http_server(operator_settings.metrics_port)
+        start_http_server(operator_settings.metrics_port, registry=registry)
     monitor_admin, monitor_reader = monitor_clients(operator_settings.kafka)
     monitor = DepthMonitor(
         monitor_admin,
@@ -82,6 +85,7 @@ async def startup(
         [WebhookSinkConfig.model_validate(sink) for sink in operator_settings.alert_sinks],
         reader=monitor_reader,
         interval=operator_settings.monitor_interval_seconds,
+        metrics=MonitorMetrics(registry),
         # kopf's live index of every DLQ: startup gets it already, filled as watches run.
         resources=lambda: [body for store in dlq_bodies.values() for body in store],
     )
@@ -164,8 +168,6 @@ def run(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug loggi
 @cli.command()
 def worker(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     """Run a retry worker (configured by DLQ_WORKER_* and DLQ_KAFKA_* variables)."""
-    from dlq_operator.worker.process import run_worker
-
     configure_logging(verbose)
     run_worker()
 

@@ -14,13 +14,14 @@ does not commit the offset of an event that is neither processed nor dead-letter
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from prometheus_client import Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from dlq_operator.envelope import (
     DEFAULT_ERROR_CODE,
@@ -34,16 +35,35 @@ from dlq_operator.errors import DlqError, DlqSendFailed
 from dlq_operator.kafka import ProducedRecord, RecordProducer
 from dlq_operator.settings import KafkaSettings
 
-MESSAGES_SENT = Counter(
-    "dlq_messages_sent_total",
-    "Failed events sent to a dead-letter topic.",
-    ["original_topic", "error_code"],
-)
-SEND_FAILED = Counter(
-    "dlq_send_failed_total",
-    "Failed events that could not be sent to their dead-letter topic.",
-    ["dlq_topic"],
-)
+
+class PublisherMetrics:
+    """The publisher's metrics, registered in ``registry``.
+
+    Publishers created without one share a set in ``prometheus_client``'s default registry
+    (the one an application usually serves), registered when the first of them is created.
+    An application that serves a registry of its own creates one set there and hands it to
+    each of its publishers.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.messages_sent = Counter(
+            "dlq_messages_sent_total",
+            "Failed events sent to a dead-letter topic.",
+            ["original_topic", "error_code"],
+            registry=registry,
+        )
+        self.send_failed = Counter(
+            "dlq_send_failed_total",
+            "Failed events that could not be sent to their dead-letter topic.",
+            ["dlq_topic"],
+            registry=registry,
+        )
+
+
+@functools.cache
+def _default_metrics() -> PublisherMetrics:
+    return PublisherMetrics(REGISTRY)
 
 
 class SourceRecord(Protocol):
@@ -69,8 +89,10 @@ class DlqPublisher:
         consumer_id: str | None = None,
         producer: RecordProducer | None = None,
         timeout: float = 30.0,
+        metrics: PublisherMetrics | None = None,
     ) -> None:
         self.consumer_group = consumer_group
+        self.metrics = metrics or _default_metrics()
         self.consumer_id = consumer_id
         self.timeout = timeout
         self.producer = producer or RecordProducer(
@@ -117,9 +139,9 @@ class DlqPublisher:
         try:
             stored = self.producer.send_and_wait(record, timeout=self.timeout)
         except DlqError as exc:
-            SEND_FAILED.labels(record.topic).inc()
+            self.metrics.send_failed.labels(record.topic).inc()
             raise DlqSendFailed(f"could not send to {record.topic}: {exc}") from exc
-        MESSAGES_SENT.labels(original_topic, error_code or DEFAULT_ERROR_CODE).inc()
+        self.metrics.messages_sent.labels(original_topic, error_code or DEFAULT_ERROR_CODE).inc()
         return stored
 
     def send_record(

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from dlq_operator.monitor.alerts import AlertLevel
 from dlq_operator.monitor.depth import DepthFigures
-from dlq_operator.monitor.metrics import forget, publish_figures
+from dlq_operator.monitor.metrics import MonitorMetrics
 from local_platform import Tools
 from tests.e2e.chart import ROOT, Helm, find
 
@@ -275,10 +275,13 @@ def test_the_alarm_is_the_original_design_on_the_metric_the_agent_publishes() ->
         oldest_unresolved_at=None,
         oldest_unresolved_age_seconds=None,
     )
-    publish_figures("cw", "orders", "orders.dlq", figures, AlertLevel.CRITICAL, alerting=True)
+    metrics = MonitorMetrics(CollectorRegistry())
+    metrics.publish_figures(
+        "cw", "orders", "orders.dlq", figures, AlertLevel.CRITICAL, alerting=True
+    )
     try:
         series = {"namespace": "cw", "name": "orders", "topic": "orders.dlq"}
-        assert REGISTRY.get_sample_value(props["MetricName"], series) == 60
+        assert metrics.registry.get_sample_value(props["MetricName"], series) == 60
         assert {d["Name"] for d in props["Dimensions"]} <= set(series)
     finally:
-        forget("cw", "orders")
+        metrics.forget("cw", "orders")

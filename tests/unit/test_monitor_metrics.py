@@ -1,10 +1,12 @@
-"""Per-DLQ gauges on the default registry."""
+"""Per-DLQ gauges, read from the registry they are registered in."""
 
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from dlq_operator.monitor.alerts import AlertLevel
 from dlq_operator.monitor.depth import DepthFigures
-from dlq_operator.monitor.metrics import forget, publish_figures
+from dlq_operator.monitor.metrics import MonitorMetrics
+
+METRICS = MonitorMetrics(CollectorRegistry())
 
 FIGURES = DepthFigures(
     messages=25,
@@ -19,11 +21,13 @@ FIGURES = DepthFigures(
 
 def sample(name: str, topic: str = "m.dlq") -> float | None:
     labels = {"namespace": "metrics-test", "name": "m", "topic": topic}
-    return REGISTRY.get_sample_value(name, labels)
+    return METRICS.registry.get_sample_value(name, labels)
 
 
 def test_publish_sets_every_gauge() -> None:
-    publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.CRITICAL, alerting=True)
+    METRICS.publish_figures(
+        "metrics-test", "m", "m.dlq", FIGURES, AlertLevel.CRITICAL, alerting=True
+    )
     assert sample("dlq_message_count") == 25
     assert sample("dlq_pending") == 10
     assert sample("dlq_parked") == 4
@@ -31,37 +35,43 @@ def test_publish_sets_every_gauge() -> None:
     assert sample("dlq_alert_level") == 2
     assert sample("dlq_alerting_enabled") == 1
     assert sample("dlq_oldest_unresolved_age_seconds") == 90.0
-    forget("metrics-test", "m")
+    METRICS.forget("metrics-test", "m")
 
 
 def test_an_unknown_age_has_no_sample_rather_than_zero() -> None:
-    publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.OK, alerting=True)
+    METRICS.publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.OK, alerting=True)
     unknown = DepthFigures(**{**FIGURES.__dict__, "oldest_unresolved_age_seconds": None})
-    publish_figures("metrics-test", "m", "m.dlq", unknown, AlertLevel.OK, alerting=True)
+    METRICS.publish_figures("metrics-test", "m", "m.dlq", unknown, AlertLevel.OK, alerting=True)
     assert sample("dlq_oldest_unresolved_age_seconds") is None
     assert sample("dlq_unresolved") == 14
-    forget("metrics-test", "m")
+    METRICS.forget("metrics-test", "m")
 
 
 def test_forget_and_topic_changes_leave_no_stale_series() -> None:
-    publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.WARNING, alerting=True)
-    publish_figures("metrics-test", "m", "renamed.dlq", FIGURES, AlertLevel.WARNING, alerting=True)
+    METRICS.publish_figures(
+        "metrics-test", "m", "m.dlq", FIGURES, AlertLevel.WARNING, alerting=True
+    )
+    METRICS.publish_figures(
+        "metrics-test", "m", "renamed.dlq", FIGURES, AlertLevel.WARNING, alerting=True
+    )
     assert sample("dlq_message_count") is None
     assert sample("dlq_message_count", "renamed.dlq") == 25
-    forget("metrics-test", "m")
+    METRICS.forget("metrics-test", "m")
     assert sample("dlq_message_count", "renamed.dlq") is None
     assert sample("dlq_alert_level", "renamed.dlq") is None
     assert sample("dlq_alerting_enabled", "renamed.dlq") is None
-    forget("metrics-test", "m")  # forgetting twice is harmless
+    METRICS.forget("metrics-test", "m")  # forgetting twice is harmless
 
 
 def test_a_dlq_that_raises_no_alerts_says_so_and_keeps_its_figures() -> None:
     """Paused or spec.alerting.enabled false: 0, so alert rules can leave it out, while
     dashboards still see its figures."""
-    publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.OK, alerting=False)
+    METRICS.publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.OK, alerting=False)
     assert sample("dlq_alerting_enabled") == 0
     assert sample("dlq_unresolved") == 14
-    publish_figures("metrics-test", "m", "m.dlq", FIGURES, AlertLevel.WARNING, alerting=True)
+    METRICS.publish_figures(
+        "metrics-test", "m", "m.dlq", FIGURES, AlertLevel.WARNING, alerting=True
+    )
     assert sample("dlq_alerting_enabled") == 1
-    forget("metrics-test", "m")
+    METRICS.forget("metrics-test", "m")
     assert sample("dlq_alerting_enabled") is None

@@ -7,19 +7,22 @@ from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from dlq_operator.errors import KafkaUnavailable
 from dlq_operator.kube import StatusWrite
+from dlq_operator.monitor.metrics import MonitorMetrics
 from dlq_operator.monitor.service import CycleReport, DepthMonitor
+
+METRICS = MonitorMetrics(CollectorRegistry())
 
 
 def checks_failed() -> float:
-    return REGISTRY.get_sample_value("dlq_check_errors_total") or 0.0
+    return METRICS.registry.get_sample_value("dlq_check_errors_total") or 0.0
 
 
 def test_failing_cycles_are_counted_and_the_next_cycle_runs(mocker) -> None:
-    monitor = DepthMonitor(mocker.Mock(), mocker.Mock(), interval=0.0)
+    monitor = DepthMonitor(mocker.Mock(), mocker.Mock(), interval=0.0, metrics=METRICS)
     outcomes: list[BaseException | None] = [
         KafkaUnavailable("broker away"),
         RuntimeError("a bug"),
@@ -83,7 +86,11 @@ class FakeWorld:
 
     def monitor(self) -> DepthMonitor:
         return DepthMonitor(
-            self.admin, self.kube, now=lambda: self.now, resources=lambda: [self.cached]
+            self.admin,
+            self.kube,
+            now=lambda: self.now,
+            resources=lambda: [self.cached],
+            metrics=METRICS,
         )
 
     def cycle(self, monitor: DepthMonitor) -> CycleReport:
@@ -142,7 +149,7 @@ def test_pausing_a_dlq_turns_its_alerting_metric_off(mocker) -> None:
     labels = {"namespace": "shop", "name": "orders", "topic": "orders.dlq"}
 
     def alerting() -> float | None:
-        return REGISTRY.get_sample_value("dlq_alerting_enabled", labels)
+        return METRICS.registry.get_sample_value("dlq_alerting_enabled", labels)
 
     assert world.cycle(monitor).notifications == 1  # 4 unresolved: critical
     assert alerting() == 1
@@ -154,4 +161,4 @@ def test_pausing_a_dlq_turns_its_alerting_metric_off(mocker) -> None:
     world.cycle(monitor)
     assert alerting() == 0
     assert world.resource["status"]["alertLevel"] == "OK"
-    assert REGISTRY.get_sample_value("dlq_unresolved", labels) == 4  # still measured
+    assert METRICS.registry.get_sample_value("dlq_unresolved", labels) == 4  # still measured

@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from dlq_operator.monitor.alerts import AlertLevel, Notification, NotificationKind
+from dlq_operator.monitor.metrics import MonitorMetrics
 from dlq_operator.monitor.sinks import (
     KubeEvent,
     WebhookSinkConfig,
@@ -26,6 +27,7 @@ from dlq_operator.monitor.sinks import (
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SECRET_URL = "https://hooks.example.com/services/T000/B000/s3cr3t-token"
+METRICS = MonitorMetrics(CollectorRegistry())
 
 
 def notification(
@@ -64,14 +66,14 @@ def deliver(
     async def main() -> list[Any]:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             return await send_notification(
-                note or notification(), sinks, client=client, backoff_seconds=0
+                note or notification(), sinks, METRICS, client=client, backoff_seconds=0
             )
 
     return asyncio.run(main())
 
 
 def counter(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    return METRICS.registry.get_sample_value(name, labels) or 0.0
 
 
 @pytest.mark.parametrize(
@@ -296,4 +298,4 @@ def test_url_file_is_read_at_send_time(tmp_path: Path) -> None:
 
 
 def test_no_sinks_no_work() -> None:
-    assert asyncio.run(send_notification(notification(), [])) == []
+    assert asyncio.run(send_notification(notification(), [], METRICS)) == []

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the depth monitor, all in one place, on the default registry.
+"""Prometheus metrics of the depth monitor, all in one place: :class:`MonitorMetrics`.
 
 Per-DLQ gauges carry the labels ``namespace``, ``name`` and ``topic`` (the DLQ topic).
 ``dlq_message_count`` keeps the meaning of the original design's ``dlq.message_count``:
@@ -13,6 +13,9 @@ published, so dashboards keep showing it; alert rules written on the figures joi
 gauge to stay as quiet as the operator's own notifications (the chart's PrometheusRule
 does: ``unless on (namespace, name, topic) (dlq_alerting_enabled == 0)``, so a DLQ
 without the gauge still alerts).
+
+The operator creates one :class:`MonitorMetrics` in the registry it serves (see
+:mod:`dlq_operator.metrics`); nothing is registered at import.
 """
 
 from __future__ import annotations
@@ -20,46 +23,12 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from dlq_operator.monitor.alerts import AlertLevel
 from dlq_operator.monitor.depth import DepthFigures
 
 _LABELS = ("namespace", "name", "topic")
-
-MESSAGE_COUNT = Gauge("dlq_message_count", "Records retained on the DLQ topic.", _LABELS)
-PENDING = Gauge("dlq_pending", "DLQ records the retry worker has not handled yet.", _LABELS)
-PARKED = Gauge("dlq_parked", "Parked records nobody has reprocessed or purged.", _LABELS)
-UNRESOLVED = Gauge("dlq_unresolved", "Records that still need the worker or people.", _LABELS)
-ALERT_LEVEL = Gauge("dlq_alert_level", "Alert level: 0 OK, 1 warning, 2 critical.", _LABELS)
-ALERTING_ENABLED = Gauge(
-    "dlq_alerting_enabled",
-    "1 while the DLQ raises alerts; 0 when spec.alerting.enabled is false or it is paused.",
-    _LABELS,
-)
-OLDEST_UNRESOLVED_AGE = Gauge(
-    "dlq_oldest_unresolved_age_seconds", "Age of the oldest unresolved record.", _LABELS
-)
-CHECK_DURATION = Histogram(
-    "dlq_check_duration_seconds", "Duration of one monitor cycle over all DLQs."
-)
-CHECK_ERRORS = Counter("dlq_check_errors_total", "Monitor cycles that could not query Kafka.")
-SINK_FAILURES = Counter(
-    "dlq_alert_sink_failures_total", "Notifications an alert sink did not accept.", ["sink"]
-)
-NOTIFICATIONS = Counter(
-    "dlq_alert_notifications_total", "Notifications delivered to an alert sink.", ["sink", "kind"]
-)
-
-_PER_DLQ = (
-    MESSAGE_COUNT,
-    PENDING,
-    PARKED,
-    UNRESOLVED,
-    ALERT_LEVEL,
-    ALERTING_ENABLED,
-    OLDEST_UNRESOLVED_AGE,
-)
 
 
 @dataclass
@@ -71,57 +40,107 @@ class _Series:
     oldest_age: Gauge | None = None  # while the DLQ has an oldest unresolved record
 
 
-# Per DLQ, so a changed topic or a deleted DLQ leaves no stale series behind.
-_series: dict[tuple[str, str], _Series] = {}
+class MonitorMetrics:
+    """The depth monitor's metrics, registered in ``registry``."""
 
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
 
-def publish_figures(
-    namespace: str,
-    name: str,
-    topic: str,
-    figures: DepthFigures,
-    level: AlertLevel,
-    *,
-    alerting: bool,
-) -> None:
-    """A DLQ's figures and alert level; ``alerting``: whether the DLQ raises alerts."""
-    series = _series.get((namespace, name))
-    if series is None or series.topic != topic:
-        forget(namespace, name)
-        labels = (namespace, name, topic)
-        series = _Series(topic, tuple(gauge.labels(*labels) for gauge in _PER_DLQ[:6]))
-        _series[namespace, name] = series
-    messages, pending, parked, unresolved, alert_level, alerting_enabled = series.figures
-    messages.set(figures.messages)
-    pending.set(figures.pending)
-    parked.set(figures.parked)
-    unresolved.set(figures.unresolved)
-    alert_level.set(int(level))
-    alerting_enabled.set(1 if alerting else 0)
-    age = figures.oldest_unresolved_age_seconds
-    if age is not None:
-        if series.oldest_age is None:
-            series.oldest_age = OLDEST_UNRESOLVED_AGE.labels(namespace, name, topic)
-        series.oldest_age.set(age)
-    elif series.oldest_age is not None:
-        _remove(OLDEST_UNRESOLVED_AGE, namespace, name, topic)
-        series.oldest_age = None
+        def gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, _LABELS, registry=registry)
 
+        self.message_count = gauge("dlq_message_count", "Records retained on the DLQ topic.")
+        self.pending = gauge("dlq_pending", "DLQ records the retry worker has not handled yet.")
+        self.parked = gauge("dlq_parked", "Parked records nobody has reprocessed or purged.")
+        self.unresolved = gauge("dlq_unresolved", "Records that still need the worker or people.")
+        self.alert_level = gauge("dlq_alert_level", "Alert level: 0 OK, 1 warning, 2 critical.")
+        self.alerting_enabled = gauge(
+            "dlq_alerting_enabled",
+            "1 while the DLQ raises alerts; 0 when spec.alerting.enabled is false or it is paused.",
+        )
+        self.oldest_unresolved_age = gauge(
+            "dlq_oldest_unresolved_age_seconds", "Age of the oldest unresolved record."
+        )
+        self.check_duration = Histogram(
+            "dlq_check_duration_seconds",
+            "Duration of one monitor cycle over all DLQs.",
+            registry=registry,
+        )
+        self.check_errors = Counter(
+            "dlq_check_errors_total",
+            "Monitor cycles that could not query Kafka.",
+            registry=registry,
+        )
+        self.sink_failures = Counter(
+            "dlq_alert_sink_failures_total",
+            "Notifications an alert sink did not accept.",
+            ["sink"],
+            registry=registry,
+        )
+        self.notifications = Counter(
+            "dlq_alert_notifications_total",
+            "Notifications delivered to an alert sink.",
+            ["sink", "kind"],
+            registry=registry,
+        )
+        self._per_dlq = (
+            self.message_count,
+            self.pending,
+            self.parked,
+            self.unresolved,
+            self.alert_level,
+            self.alerting_enabled,
+            self.oldest_unresolved_age,
+        )
+        # Per DLQ, so a changed topic or a deleted DLQ leaves no stale series behind.
+        self._series: dict[tuple[str, str], _Series] = {}
 
-def publish_oldest_age(namespace: str, name: str, age: float) -> None:
-    """The age of a DLQ's oldest unresolved record, between checks that publish figures."""
-    series = _series.get((namespace, name))
-    if series is not None and series.oldest_age is not None:
-        series.oldest_age.set(age)
+    def publish_figures(
+        self,
+        namespace: str,
+        name: str,
+        topic: str,
+        figures: DepthFigures,
+        level: AlertLevel,
+        *,
+        alerting: bool,
+    ) -> None:
+        """A DLQ's figures and alert level; ``alerting``: whether the DLQ raises alerts."""
+        series = self._series.get((namespace, name))
+        if series is None or series.topic != topic:
+            self.forget(namespace, name)
+            labels = (namespace, name, topic)
+            series = _Series(topic, tuple(gauge.labels(*labels) for gauge in self._per_dlq[:6]))
+            self._series[namespace, name] = series
+        messages, pending, parked, unresolved, alert_level, alerting_enabled = series.figures
+        messages.set(figures.messages)
+        pending.set(figures.pending)
+        parked.set(figures.parked)
+        unresolved.set(figures.unresolved)
+        alert_level.set(int(level))
+        alerting_enabled.set(1 if alerting else 0)
+        age = figures.oldest_unresolved_age_seconds
+        if age is not None:
+            if series.oldest_age is None:
+                series.oldest_age = self.oldest_unresolved_age.labels(namespace, name, topic)
+            series.oldest_age.set(age)
+        elif series.oldest_age is not None:
+            _remove(self.oldest_unresolved_age, namespace, name, topic)
+            series.oldest_age = None
 
+    def publish_oldest_age(self, namespace: str, name: str, age: float) -> None:
+        """The age of a DLQ's oldest unresolved record, between checks that publish figures."""
+        series = self._series.get((namespace, name))
+        if series is not None and series.oldest_age is not None:
+            series.oldest_age.set(age)
 
-def forget(namespace: str, name: str) -> None:
-    """Drop every series of a DLQ, e.g. once its resource is deleted."""
-    series = _series.pop((namespace, name), None)
-    if series is None:
-        return
-    for gauge in _PER_DLQ:
-        _remove(gauge, namespace, name, series.topic)
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop every series of a DLQ, e.g. once its resource is deleted."""
+        series = self._series.pop((namespace, name), None)
+        if series is None:
+            return
+        for gauge in self._per_dlq:
+            _remove(gauge, namespace, name, series.topic)
 
 
 def _remove(gauge: Gauge, *labels: str) -> None:

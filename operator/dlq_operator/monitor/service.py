@@ -20,12 +20,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from dlq_operator.errors import DlqError, KafkaError, TopicNotFound
 from dlq_operator.kafka import RecordReader, TopicAdmin
 from dlq_operator.kube import KubeClient, StatusWrite
-from dlq_operator.monitor import metrics
 from dlq_operator.monitor.alerts import ALERT_CONDITION
 from dlq_operator.monitor.conditions import upsert_condition
 from dlq_operator.monitor.cycle import (
@@ -46,6 +46,7 @@ from dlq_operator.monitor.depth import (
     first_unresolved_offsets,
     oldest_of,
 )
+from dlq_operator.monitor.metrics import MonitorMetrics
 from dlq_operator.monitor.sinks import WebhookSinkConfig, event_for, send_notification
 from dlq_operator.settings import KafkaSettings
 
@@ -99,8 +100,11 @@ class DepthMonitor:
         interval: float = 60.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         resources: Callable[[], Iterable[dict[str, Any]]] | None = None,
+        metrics: MonitorMetrics | None = None,
     ) -> None:
         self.admin = admin
+        # The operator passes the metrics it serves; without them, a registry nobody reads.
+        self.metrics = metrics or MonitorMetrics(CollectorRegistry())
         # Reads the timestamps of the oldest unresolved records; without one, none are known.
         self.reader = reader
         self.kube = kube
@@ -128,11 +132,11 @@ class DepthMonitor:
                 report = await self.cycle()
                 log.debug("depth cycle: %s", report)
             except DlqError as exc:
-                metrics.CHECK_ERRORS.inc()
+                self.metrics.check_errors.inc()
                 log.warning("depth cycle failed: %s", exc)
             except Exception:
                 # A bug must not end monitoring for good: say so loudly, try next cycle.
-                metrics.CHECK_ERRORS.inc()
+                self.metrics.check_errors.inc()
                 log.exception("depth cycle failed unexpectedly")
             next_start += self.interval
             await asyncio.sleep(max(next_start - time.monotonic(), 0.0))
@@ -163,7 +167,7 @@ class DepthMonitor:
                 asyncio.to_thread(self.admin.committed_offsets, query.groups),
             )
         except KafkaError as exc:
-            metrics.CHECK_ERRORS.inc()
+            self.metrics.check_errors.inc()
             report.error = str(exc)
             message = f"figures are stale: Kafka could not be queried ({exc.reason})"
             patches = [
@@ -206,7 +210,7 @@ class DepthMonitor:
                 observation, now=now, previous=self.samples.get(target.key)
             )
             check = check_dlq(resource, figures, now=now)
-            metrics.publish_figures(
+            self.metrics.publish_figures(
                 target.namespace,
                 target.name,
                 target.dlq_topic,
@@ -227,7 +231,7 @@ class DepthMonitor:
     def _finish(self, report: CycleReport, started: float, requests_before: int) -> CycleReport:
         report.seconds = time.monotonic() - started
         report.broker_requests = self._requests_sent() - requests_before
-        metrics.CHECK_DURATION.observe(report.seconds)
+        self.metrics.check_duration.observe(report.seconds)
         return report
 
     async def _apply(
@@ -262,7 +266,7 @@ class DepthMonitor:
         except DlqError as exc:
             log.warning("could not post event %s: %s", event.reason, exc)
         if self.sinks:
-            task = asyncio.create_task(send_notification(notification, self.sinks))
+            task = asyncio.create_task(send_notification(notification, self.sinks, self.metrics))
             self.deliveries.add(task)
             task.add_done_callback(self.deliveries.discard)
 
@@ -282,7 +286,7 @@ class DepthMonitor:
         if quiet.covers(inputs, resource, now):
             if quiet.oldest_unresolved_at is not None:
                 age = (now - quiet.oldest_unresolved_at).total_seconds()
-                metrics.publish_oldest_age(*target.key, age)
+                self.metrics.publish_oldest_age(*target.key, age)
             return True
         del self.quiet[target.key]
         # Unchanged until the previous cycle: the inflow counts from there.
@@ -311,7 +315,7 @@ class DepthMonitor:
 
     def _forget_deleted(self, current: set[tuple[str, str]]) -> None:
         for namespace, name in self.known - current:
-            metrics.forget(namespace, name)
+            self.metrics.forget(namespace, name)
             self.samples.pop((namespace, name), None)
             self.quiet.pop((namespace, name), None)
             self.written.pop((namespace, name), None)

@@ -30,9 +30,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from dlq_operator.logs import keep_secret
-from dlq_operator.monitor import metrics
 from dlq_operator.monitor.alerts import AlertLevel, Notification, NotificationKind
 from dlq_operator.monitor.conditions import format_time
+from dlq_operator.monitor.metrics import MonitorMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,7 @@ async def _deliver(
     config: WebhookSinkConfig,
     notification: Notification,
     backoff_seconds: float,
+    metrics: MonitorMetrics,
 ) -> SinkResult:
     sink = config.label(index)
     attempts = 0
@@ -244,7 +245,7 @@ async def _deliver(
         except Exception as exc:  # one sink's surprise must not reach the monitor loop
             error = f"unexpected {type(exc).__name__}"
     if error is None:
-        metrics.NOTIFICATIONS.labels(sink, notification.kind.value).inc()
+        metrics.notifications.labels(sink, notification.kind.value).inc()
         logger.debug(
             "Alert sink %s (%s) accepted a %s notification",
             sink,
@@ -252,7 +253,7 @@ async def _deliver(
             notification.kind.value,
         )
         return SinkResult(sink, True, attempts, None)
-    metrics.SINK_FAILURES.labels(sink).inc()
+    metrics.sink_failures.labels(sink).inc()
     logger.warning(
         "Alert sink %s (%s, #%d) failed after %d attempt(s): %s",
         sink,
@@ -267,11 +268,13 @@ async def _deliver(
 async def send_notification(
     notification: Notification,
     sinks: Sequence[WebhookSinkConfig],
+    metrics: MonitorMetrics,
     *,
     client: httpx.AsyncClient | None = None,
     backoff_seconds: float = 0.5,
 ) -> list[SinkResult]:
-    """Deliver to every sink concurrently; one result per sink, in order. Never raises."""
+    """Deliver to every sink concurrently; one result per sink, in order, each counted in
+    ``metrics``. Never raises."""
     if not sinks:
         return []
     owned = client is None
@@ -280,7 +283,7 @@ async def send_notification(
         return list(
             await asyncio.gather(
                 *(
-                    _deliver(active, index, config, notification, backoff_seconds)
+                    _deliver(active, index, config, notification, backoff_seconds, metrics)
                     for index, config in enumerate(sinks)
                 )
             )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from dlq_operator.api import (
     TERMINAL_PHASES,
@@ -35,6 +35,7 @@ from dlq_operator.api.reprocessrequest import ReprocessSource, ReprocessTarget
 from dlq_operator.errors import DlqError
 from dlq_operator.kube import KubeClient
 from dlq_operator.reprocess.engine import ReplayOutcome
+from dlq_operator.reprocess.metrics import ReprocessMetrics
 from dlq_operator.reprocess.progress import Progress
 from dlq_operator.reprocess.records import reprocessed_by_request
 from dlq_operator.reprocess.runner import replay
@@ -51,13 +52,6 @@ _FINAL_STATES = {
 }
 # How often a waiting request looks again at what it waits for.
 WAIT_POLL_SECONDS = 2.0
-
-REPLAYED = Counter(
-    "dlq_reprocess_records_total",
-    "Records handled by ReprocessRequests.",
-    ["namespace", "request", "result"],
-)
-RUNNING = Gauge("dlq_reprocess_running", "ReprocessRequests replaying right now.")
 
 
 @dataclass(frozen=True)
@@ -89,9 +83,13 @@ class StopSignal:
 class ReprocessController:
     """Replays ReprocessRequests; one instance per operator process."""
 
-    def __init__(self, kube: KubeClient, settings: Settings) -> None:
+    def __init__(
+        self, kube: KubeClient, settings: Settings, metrics: ReprocessMetrics | None = None
+    ) -> None:
         self.kube = kube
         self.settings = settings
+        # The operator passes the metrics it serves; without them, a registry nobody reads.
+        self.metrics = metrics or ReprocessMetrics(CollectorRegistry())
         self.running: dict[tuple[str, str], str] = {}  # (namespace, DLQ) -> request name
 
     async def run(
@@ -149,13 +147,13 @@ class ReprocessController:
                 return
         assert dlq is not None  # _waits_for waits while there is none
         self.running[slot] = ref.name
-        RUNNING.inc()
+        self.metrics.running.inc()
         try:
             await self._replay(
                 ref, spec, dlq, status, StopSignal(stopping, suspended), deleted, stopping
             )
         finally:
-            RUNNING.dec()
+            self.metrics.running.dec()
             self.running.pop(slot, None)
 
     async def _replay(
@@ -233,7 +231,7 @@ class ReprocessController:
             ("skipped", progress.skipped),
             ("failed", progress.failed),
         ):
-            REPLAYED.labels(ref.namespace, ref.name, result).inc(count)
+            self.metrics.replayed.labels(ref.namespace, ref.name, result).inc(count)
 
     async def _finish(
         self,

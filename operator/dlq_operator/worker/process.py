@@ -8,8 +8,10 @@ import threading
 
 from prometheus_client import start_http_server
 
+from dlq_operator.metrics import process_registry
 from dlq_operator.settings import KafkaSettings, WorkerSettings
 from dlq_operator.worker.health import serve_health
+from dlq_operator.worker.metrics import WorkerMetrics
 from dlq_operator.worker.runner import RetryWorker
 
 log = logging.getLogger(__name__)
@@ -18,9 +20,10 @@ log = logging.getLogger(__name__)
 def run_worker() -> None:
     """Runs until SIGTERM or SIGINT, then finishes in-flight sends, commits and exits."""
     settings = WorkerSettings()
-    worker = RetryWorker(settings, KafkaSettings())
+    registry = process_registry()
+    worker = RetryWorker(settings, KafkaSettings(), metrics=WorkerMetrics(registry))
     if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+        start_http_server(settings.metrics_port, registry=registry)
     probes = (
         serve_health(settings.health_port, worker.alive, worker.ready)
         if settings.health_port

@@ -17,14 +17,14 @@ the repeat carries the same ``x-dlq-id`` header, so consumers can de-duplicate.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from dlq_operator.envelope import (
     DlqEnvelope,
@@ -55,8 +55,8 @@ from dlq_operator.kafka import (
     TopicAdmin,
 )
 from dlq_operator.settings import KafkaSettings, WorkerSettings
-from dlq_operator.worker import metrics
 from dlq_operator.worker.decide import Park, RetryRules, decide
+from dlq_operator.worker.metrics import WorkerMetrics
 from dlq_operator.worker.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -84,13 +84,6 @@ class _Sent:
     parked_detail: str = ""
 
 
-@functools.cache
-def _success_counter(original_topic: str | None) -> Any:
-    """The counter's child for a topic, looked up once (labels() costs a lock and a hash
-    per call, noticeable at thousands of records per second)."""
-    return metrics.RETRY_SUCCESS.labels(original_topic)
-
-
 def _parked_reason_for(error: BaseException) -> ParkedReason | None:
     """Why a failed republish is parked; None when it may succeed later (send it again)."""
     if isinstance(error, RecordTooLarge):
@@ -111,8 +104,12 @@ class RetryWorker:
         kafka: KafkaSettings,
         *,
         clock: Callable[[], float] = time.time,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
+        # The worker process passes the metrics it serves; without them, a registry nobody
+        # reads.
+        self.metrics = metrics or WorkerMetrics(CollectorRegistry())
         self.rules = RetryRules(
             max_retries=settings.max_retries,
             initial_delay=settings.initial_delay_seconds,
@@ -171,9 +168,9 @@ class RetryWorker:
         self._collect(wait=bool(self.in_flight))
         self._commit(force=False)
         self._flow_control()
-        metrics.SCHEDULED.set(len(self.schedule))
-        metrics.SCHEDULE_LAG.set(self.schedule.lag(self.clock()))
-        metrics.IN_FLIGHT.set(len(self.in_flight))
+        self.metrics.scheduled.set(len(self.schedule))
+        self.metrics.schedule_lag.set(self.schedule.lag(self.clock()))
+        self.metrics.in_flight.set(len(self.in_flight))
 
     def shutdown(self) -> None:
         """Stop taking records; finish what is in flight; commit; leave the group."""
@@ -214,7 +211,7 @@ class RetryWorker:
         if isinstance(decision, Park):
             if decision.reason is ParkedReason.RETRIES_EXHAUSTED:
                 assert isinstance(decoded, DlqEnvelope)
-                metrics.MAX_RETRIES_EXCEEDED.labels(decoded.original_topic).inc()
+                self.metrics.max_retries_exceeded.labels(decoded.original_topic).inc()
             self._park(record, decision.reason, decision.detail)
             return
         assert isinstance(decoded, DlqEnvelope)
@@ -319,9 +316,9 @@ class RetryWorker:
     def _acknowledged(self, sent: _Sent) -> None:
         self.schedule.mark_done(sent.partition, sent.offset)
         if sent.parked_reason is not None:
-            metrics.PARKED.labels(sent.parked_reason.value).inc()
+            self.metrics.parked.labels(sent.parked_reason.value).inc()
         else:
-            _success_counter(sent.original_topic).inc()
+            self.metrics.retry_succeeded(sent.original_topic)
 
     def _failed(self, sent: _Sent, error: BaseException) -> None:
         if sent.parked_reason is not None:
@@ -331,7 +328,7 @@ class RetryWorker:
             )
             self._park_later(sent)
             return
-        metrics.RETRY_FAILED.labels(sent.original_topic).inc()
+        self.metrics.retry_failed.labels(sent.original_topic).inc()
         reason = _parked_reason_for(error)
         if reason is not None:
             self._park_later(
