@@ -9,3 +9,18 @@ __version__ = "0.1.0"
 
 API_GROUP = "dlq.orion.io"
 API_VERSION = "v1alpha1"
+
+# Topic names, shared by the API (a DLQ's default topic, its CEL rules) and the envelope
+# (where an application dead-letters), which must not import each other.
+DLQ_TOPIC_SUFFIX = ".dlq"
+PARKED_TOPIC_SUFFIX = ".parked"
+
+
+def dlq_topic_for(source_topic: str) -> str:
+    """The dead-letter topic of a source topic: ``<topic>.dlq``."""
+    return source_topic + DLQ_TOPIC_SUFFIX
+
+
+def parked_topic_for(dlq_topic: str) -> str:
+    """Where a DLQ's parked records go: ``<topic>.dlq.parked``."""
+    return dlq_topic + PARKED_TOPIC_SUFFIX

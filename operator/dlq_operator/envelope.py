@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from dlq_operator import dlq_topic_for
 from dlq_operator.errors import EnvelopeError
 from dlq_operator.jsjson import encode_utf8, stringify
 from dlq_operator.jsjson import parse as parse_json
@@ -53,9 +54,6 @@ PARKED_REASON_HEADER = "x-parked-reason"
 PARKED_AT_HEADER = "x-parked-at"
 PARKED_DETAIL_HEADER = "x-parked-detail"
 REPROCESSED_BY_HEADER = "x-reprocessed-by"
-
-DLQ_TOPIC_SUFFIX = ".dlq"
-PARKED_TOPIC_SUFFIX = ".parked"
 
 # Far above Kafka's default 1 MiB record limit, low enough that one record cannot take
 # the worker's whole memory once parsed into Python objects.
@@ -150,16 +148,6 @@ class DlqEnvelope(BaseModel):
         }
         wire.update(self.model_extra or {})
         return wire
-
-
-def dlq_topic_for(original_topic: str) -> str:
-    """The DLQ topic of a source topic: ``<topic>.dlq``."""
-    return original_topic + DLQ_TOPIC_SUFFIX
-
-
-def parked_topic_for(dlq_topic: str) -> str:
-    """Where a DLQ's parked records go: ``<topic>.dlq.parked``."""
-    return dlq_topic + PARKED_TOPIC_SUFFIX
 
 
 def decode_record(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> DlqEnvelope:

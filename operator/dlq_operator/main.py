@@ -15,6 +15,7 @@ import typer
 from prometheus_client import start_http_server
 
 from dlq_operator import API_GROUP, API_VERSION, __version__
+from dlq_operator.api import DEAD_LETTER_QUEUE, REPROCESS_REQUEST, RETRY_POLICY
 from dlq_operator.api.naming import RECONCILE_TRIGGER_ANNOTATION
 from dlq_operator.handlers import deadletterqueue as dlq_handlers
 from dlq_operator.handlers import reprocessrequest as reprocess_handlers
@@ -34,11 +35,11 @@ from dlq_operator.reprocess.metrics import ReprocessMetrics
 from dlq_operator.settings import get_settings
 from dlq_operator.worker.process import run_worker
 
-DLQ = (API_GROUP, API_VERSION, dlq_handlers.PLURAL)
-POLICY = (API_GROUP, API_VERSION, policy_handlers.PLURAL)
-REPROCESS = (API_GROUP, API_VERSION, reprocess_handlers.PLURAL)
+DLQ = (API_GROUP, API_VERSION, DEAD_LETTER_QUEUE.plural)
+POLICY = (API_GROUP, API_VERSION, RETRY_POLICY.plural)
+REPROCESS = (API_GROUP, API_VERSION, REPROCESS_REQUEST.plural)
 WORKER_DEPLOYMENTS = ("apps", "v1", "deployments")
-FINALIZER = "dlq.orion.io/finalizer"
+FINALIZER = f"{API_GROUP}/finalizer"
 # How often the pods of a worker that does not serve yet are looked at (they say why).
 WORKER_CHECK_SECONDS = 10
 WORKER_LABELS = {

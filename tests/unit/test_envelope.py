@@ -4,20 +4,19 @@ import json
 
 import pytest
 
+from dlq_operator import dlq_topic_for, parked_topic_for
 from dlq_operator.envelope import (
     DEFAULT_MAX_VALUE_BYTES,
     DlqEnvelope,
     ParkedReason,
     decode_record,
     dlq_id_of,
-    dlq_topic_for,
     effective_error_code,
     encode_dlq_record,
     encode_envelope,
     format_timestamp,
     pack_republish,
     parked_headers,
-    parked_topic_for,
     parse_timestamp,
     republish_record,
     retry_count_from_headers,

@@ -3,8 +3,9 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dlq_operator.api.common import parse_timestamp as parse_time
+from dlq_operator.api.conditions import get_condition, upsert_condition
 from dlq_operator.monitor.alerts import AlertLevel, NotificationKind
-from dlq_operator.monitor.conditions import find_condition, parse_time, upsert_condition
 from dlq_operator.monitor.cycle import (
     DlqCheck,
     DlqTarget,
@@ -20,6 +21,10 @@ from dlq_operator.monitor.depth import DepthFigures, PartitionOffsets
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+
+
+def find_condition(status: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    return get_condition((status or {}).get("conditions"), type_)
 
 
 def resource(status: dict[str, Any] | None = None, *, retry: bool = True) -> dict[str, Any]:

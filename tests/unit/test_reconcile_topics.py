@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dlq_operator.api import DeadLetterQueueSpec
+from dlq_operator.api.conditions import ADOPTION_REQUIRED, TOO_MANY_PARTITIONS, TOPIC_NOT_GRANTED
 from dlq_operator.kafka import TopicDescription
 from dlq_operator.reconcile.topics import (
-    ADOPTION_REQUIRED,
-    TOO_MANY_PARTITIONS,
-    TOPIC_NOT_GRANTED,
     DesiredTopic,
     Ownership,
     TopicClaim,

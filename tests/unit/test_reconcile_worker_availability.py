@@ -6,11 +6,9 @@ from typing import Any
 
 import pytest
 
+from dlq_operator.api.conditions import AVAILABLE, PROGRESSING, UNAVAILABLE
 from dlq_operator.reconcile.workload import (
-    AVAILABLE,
     MESSAGE_LIMIT,
-    PROGRESSING,
-    UNAVAILABLE,
     worker_availability,
     worker_verdict_changed,
 )

@@ -8,6 +8,7 @@ rules without ``oldSelf``) a ``model_validator`` that raises the same message.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,8 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
+
+from dlq_operator import API_GROUP, API_VERSION
 
 _CAMEL_CASE = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
 
@@ -180,10 +183,29 @@ Duration = Annotated[
 # --- Timestamps --------------------------------------------------------------------------------
 
 
-def format_timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC, e.g. ``2026-01-01T00:00:00Z``; fractions of a second only when present."""
+@functools.lru_cache(maxsize=4096)  # a monitor cycle formats the same few moments for every DLQ
+def format_timestamp(moment: datetime, *, whole_seconds: bool = False) -> str:
+    """RFC 3339 in UTC, e.g. ``2026-01-01T00:00:00Z``; fractions of a second only when present.
+
+    ``whole_seconds`` drops them: what the operator writes into a status has the precision
+    of ``metav1.Time``, as the API server (and kubectl) show it.
+    """
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+    if whole_seconds or not utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: object) -> datetime | None:
+    """The instant of an RFC 3339 string read back from a status; None for anything missing
+    or malformed. A string without a zone is UTC, as the API server always writes."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 Timestamp = Annotated[
@@ -320,6 +342,11 @@ class ResourceKind:
     @property
     def singular(self) -> str:
         return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        """The ``apiVersion`` of the kind's objects: ``dlq.orion.io/v1alpha1``."""
+        return f"{API_GROUP}/{API_VERSION}"
 
 
 AGE_COLUMN = PrinterColumn(

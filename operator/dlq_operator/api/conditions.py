@@ -1,7 +1,12 @@
-"""Pure helpers for ``status.conditions``: lists of condition dicts, as the API server holds them.
+"""Status conditions: their types and reasons as API constants, and pure helpers for the
+lists of condition dicts the API server holds (``status.conditions``).
+
+Types and reasons are named here once, as cert-manager does in ``pkg/apis/.../types.go``:
+planners and handlers return these constants, never string literals, so a reader finds every
+reason a condition can carry in one screen.
 
 A condition's ``lastTransitionTime`` answers "since when?": it moves only when ``status``
-flips, never when only the reason or message change.
+flips, never when only the reason or message change. It is written in whole seconds.
 
 Every kind carries ``Ready`` and the two "abnormal-true" conditions of the kstatus
 conventions (``sigs.k8s.io/cli-utils/pkg/kstatus``), which Flux, kpt and ``kubectl wait``
@@ -19,12 +24,50 @@ from typing import Any
 
 from dlq_operator.api.common import Condition, ConditionStatus
 
+# -- Types ----------------------------------------------------------------------------------
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
 # A DeadLetterQueue's parts, each with a condition of its own.
 TOPIC_READY = "TopicReady"
 WORKER_READY = "WorkerReady"
+# The depth monitor's, on a DeadLetterQueue: whether the figures are current, and whether
+# the queue is above a threshold (its lastTransitionTime is when the alert episode began).
+DEPTH_KNOWN = "DepthKnown"
+DEPTH_ALERT = "DepthAlert"
+
+# -- Reasons --------------------------------------------------------------------------------
+# Besides these, a condition may carry the ``reason`` of the error that caused it
+# (:mod:`dlq_operator.errors`, e.g. KafkaUnavailable), and a ReprocessRequest's the name
+# of its phase (ReprocessPhase: Running, Succeeded, Failed, Cancelled).
+
+# Ready, Reconciling and Stalled of a DeadLetterQueue.
+RECONCILED = "Reconciled"
+INVALID_SPEC = "InvalidSpec"
+# TopicReady: a ready topic carries the condition's own type as its reason, TOPIC_READY.
+NOT_SUPPORTED = "NotSupported"
+ADOPTION_REQUIRED = "AdoptionRequired"
+TOPIC_NOT_GRANTED = "TopicNotGranted"
+TOO_MANY_PARTITIONS = "TooManyPartitions"
+TOPIC_CONFLICT = "TopicConflict"
+# WorkerReady.
+AVAILABLE = "Available"
+PROGRESSING = "Progressing"
+UNAVAILABLE = "Unavailable"
+RETRY_DISABLED = "RetryDisabled"
+POLICY_NOT_FOUND = "PolicyNotFound"
+# Ready of a RetryPolicy.
+ACCEPTED = "Accepted"
+# Reconciling of a ReprocessRequest that waits for its turn.
+WAITING_FOR_DEAD_LETTER_QUEUE = "WaitingForDeadLetterQueue"
+WAITING_FOR_TOPIC = "WaitingForTopic"
+WAITING_FOR_OTHER_REQUEST = "WaitingForOtherRequest"
+# DepthKnown.
+MEASURED = "Measured"
+# DepthAlert, one per alert level.
+DEPTH_OK = "DepthOK"
+DEPTH_WARNING = "DepthWarning"
+DEPTH_CRITICAL = "DepthCritical"
 
 
 class State(Enum):
@@ -35,16 +78,31 @@ class State(Enum):
     STALLED = "stalled"  # not without a person: the message names the fix
 
 
-def get_condition(conditions: Sequence[Mapping[str, Any]], type: str) -> dict[str, Any] | None:
+def get_condition(
+    conditions: Sequence[Mapping[str, Any]] | None, type: str
+) -> dict[str, Any] | None:
     """A copy of the condition of ``type``, or None."""
-    for condition in conditions:
+    for condition in conditions or ():
         if condition.get("type") == type:
             return dict(condition)
     return None
 
 
+def upsert_condition(
+    conditions: Sequence[Mapping[str, Any]] | None, new: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The list with ``new`` in place of the condition of the same type (order kept), or
+    appended; the input is not changed."""
+    result = [dict(c) for c in conditions or () if c.get("type") != new["type"]]
+    for index, condition in enumerate(conditions or ()):
+        if condition.get("type") == new["type"]:
+            result.insert(index, dict(new))
+            return result
+    return [*result, dict(new)]
+
+
 def set_condition(
-    conditions: Sequence[Mapping[str, Any]],
+    conditions: Sequence[Mapping[str, Any]] | None,
     type: str,
     status: ConditionStatus | str,
     reason: str,
@@ -54,6 +112,7 @@ def set_condition(
 ) -> list[dict[str, Any]]:
     """``conditions`` with the condition of ``type`` set (replaced in place, or appended).
 
+    Its ``lastTransitionTime`` stays what it was unless ``status`` flips; then it is ``now``.
     The input is not changed. The new condition is validated like the CRD would, so a bad
     reason fails here rather than as a rejected status patch.
     """
@@ -72,9 +131,7 @@ def set_condition(
         last_transition_time=kept_since or now.replace(microsecond=0),
         observed_generation=generation,
     ).model_dump(mode="json", exclude_none=True)
-    if previous is None:
-        return [*map(dict, conditions), condition]
-    return [condition if item.get("type") == type else dict(item) for item in conditions]
+    return upsert_condition(conditions, condition)
 
 
 def set_state(

@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import ConfigDict, Field, model_validator
 
+from dlq_operator import DLQ_TOPIC_SUFFIX, PARKED_TOPIC_SUFFIX, dlq_topic_for, parked_topic_for
 from dlq_operator.api.common import (
     AGE_COLUMN,
     TOPIC_NAME_MAX_LENGTH,
@@ -29,8 +30,6 @@ from dlq_operator.api.common import (
     refuse_internal_topic,
 )
 
-DLQ_TOPIC_SUFFIX = ".dlq"
-PARKED_TOPIC_SUFFIX = ".parked"
 # The parked topic is named after the DLQ topic, and both must fit Kafka's limit.
 DLQ_TOPIC_NAME_MAX_LENGTH = TOPIC_NAME_MAX_LENGTH - len(PARKED_TOPIC_SUFFIX)
 
@@ -281,12 +280,12 @@ class DeadLetterQueueSpec(SpecModel):
     @property
     def topic_name(self) -> str:
         """The dead-letter topic in effect."""
-        return self.topic.name or f"{self.source_topic}{DLQ_TOPIC_SUFFIX}"
+        return self.topic.name or dlq_topic_for(self.source_topic)
 
     @property
     def parked_topic_name(self) -> str:
         """Where messages go once retries are exhausted."""
-        return f"{self.topic_name}{PARKED_TOPIC_SUFFIX}"
+        return parked_topic_for(self.topic_name)
 
     @model_validator(mode="after")
     def _topic_name_usable(self) -> Self:

@@ -6,10 +6,12 @@ retry worker's consumer group, and replays commit to the group that marks record
 
 from __future__ import annotations
 
-PAUSED_ANNOTATION = "dlq.orion.io/paused"
-CONFIG_HASH_ANNOTATION = "dlq.orion.io/config-hash"
+from dlq_operator import API_GROUP
+
+PAUSED_ANNOTATION = f"{API_GROUP}/paused"
+CONFIG_HASH_ANNOTATION = f"{API_GROUP}/config-hash"
 # Touched on a DeadLetterQueue to make the operator reconcile it again (e.g. its policy changed).
-RECONCILE_TRIGGER_ANNOTATION = "dlq.orion.io/reconcile-trigger"
+RECONCILE_TRIGGER_ANNOTATION = f"{API_GROUP}/reconcile-trigger"
 
 
 def retry_group_name(namespace: str, name: str) -> str:

@@ -6,8 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from dlq_operator import DLQ_TOPIC_SUFFIX, PARKED_TOPIC_SUFFIX, parked_topic_for
 from dlq_operator.api import ReprocessSource, parse_duration
-from dlq_operator.envelope import DLQ_TOPIC_SUFFIX, PARKED_TOPIC_SUFFIX
 
 _DAYS = re.compile(r"(\d+)d")
 
@@ -89,7 +89,7 @@ def replay_source_topic(topic: str, source: ReprocessSource | None) -> str:
     ``--source dlq`` with a parked topic is a contradiction, not something to guess about.
     """
     if source is ReprocessSource.PARKED and not is_parked_topic(topic):
-        return topic + PARKED_TOPIC_SUFFIX
+        return parked_topic_for(topic)
     if source is ReprocessSource.DLQ and is_parked_topic(topic):
         raise ValueError(
             f"{topic} is a parked topic, but --source dlq asks for the dead-letter topic; "

@@ -7,14 +7,12 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from dlq_operator.api import DeadLetterQueueSpec
-from dlq_operator.api.conditions import WORKER_READY, get_condition
+from dlq_operator.api import DEAD_LETTER_QUEUE, DeadLetterQueueSpec
+from dlq_operator.api.conditions import PROGRESSING, UNAVAILABLE, WORKER_READY, get_condition
 from dlq_operator.api.naming import PAUSED_ANNOTATION
 from dlq_operator.reconcile.service import DlqObject, Outcome
 from dlq_operator.reconcile.topics import TopicClaim, claimed_topics, topic_conflict
-from dlq_operator.reconcile.workload import PROGRESSING, UNAVAILABLE, worker_verdict_changed
-
-PLURAL = "deadletterqueues"
+from dlq_operator.reconcile.workload import worker_verdict_changed
 
 
 def claims_on_topics_of(spec: kopf.Spec, topic_claims: kopf.Index) -> list[TopicClaim]:
@@ -74,7 +72,7 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, topic_claims: kopf.Index, *
         kopf.info(body, reason="Deleted", message=f"deleted {', '.join(deleted)}")
     others = {(c.namespace, c.name) for c in claims} - {(dlq.namespace, dlq.name)}
     for namespace, name in sorted(others):
-        await memo.nudge(PLURAL, namespace, name, f"topic released by {dlq.uid}")
+        await memo.nudge(DEAD_LETTER_QUEUE.plural, namespace, name, f"topic released by {dlq.uid}")
 
 
 async def index_topic_claim(
@@ -126,7 +124,7 @@ async def worker_changed(
     reported = get_condition(dlq.status.get("conditions") or [], WORKER_READY) or {}
     if type == "DELETED" or worker_verdict_changed(body, reported.get("reason")):
         version = body.metadata.get("resourceVersion")
-        await memo.nudge(PLURAL, namespace, name, f"worker {type} {version}")
+        await memo.nudge(DEAD_LETTER_QUEUE.plural, namespace, name, f"worker {type} {version}")
 
 
 async def index_body(

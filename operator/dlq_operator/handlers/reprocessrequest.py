@@ -7,8 +7,6 @@ from typing import Any
 import kopf
 from kopf import DaemonStoppingReason
 
-PLURAL = "reprocessrequests"
-
 _OPERATOR_STOPS = DaemonStoppingReason.OPERATOR_EXITING | DaemonStoppingReason.OPERATOR_PAUSING
 
 

@@ -10,11 +10,8 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from dlq_operator.api import RetryPolicySpec
-from dlq_operator.api.conditions import State, set_state
-from dlq_operator.handlers.deadletterqueue import PLURAL as DLQ_PLURAL
-
-PLURAL = "retrypolicies"
+from dlq_operator.api import DEAD_LETTER_QUEUE, RetryPolicySpec
+from dlq_operator.api.conditions import ACCEPTED, State, set_state
 
 
 async def index_spec(
@@ -36,13 +33,15 @@ async def changed(
     users = sorted(policy_users.get((meta.namespace, meta.name), []))
     digest = hashlib.sha256(json.dumps(dict(body.spec), sort_keys=True).encode()).hexdigest()[:16]
     for user in users:
-        await memo.nudge(DLQ_PLURAL, meta.namespace, user, f"policy {meta.name} {digest}")
+        await memo.nudge(
+            DEAD_LETTER_QUEUE.plural, meta.namespace, user, f"policy {meta.name} {digest}"
+        )
     patch.status["observedGeneration"] = meta.get("generation")
     patch.status["usedBy"] = len(users)
     patch.status["conditions"] = set_state(
         body.status.get("conditions") or [],
         State.READY,
-        "Accepted",
+        ACCEPTED,
         f"used by {len(users)} DeadLetterQueue(s)",
         meta.get("generation"),
         datetime.now(UTC),
@@ -53,7 +52,9 @@ async def deleted(body: kopf.Body, memo: kopf.Memo, policy_users: kopf.Index, **
     """DLQs that used this policy lose their worker and say PolicyNotFound."""
     meta = body.metadata
     for user in policy_users.get((meta.namespace, meta.name), []):
-        await memo.nudge(DLQ_PLURAL, meta.namespace, user, f"policy {meta.name} deleted")
+        await memo.nudge(
+            DEAD_LETTER_QUEUE.plural, meta.namespace, user, f"policy {meta.name} deleted"
+        )
 
 
 async def count_users(

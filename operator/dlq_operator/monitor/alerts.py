@@ -37,9 +37,8 @@ from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from dlq_operator.monitor.conditions import find_condition, format_time, parse_time
-
-ALERT_CONDITION = "DepthAlert"
+from dlq_operator.api.common import format_timestamp, parse_timestamp
+from dlq_operator.api.conditions import DEPTH_ALERT, get_condition
 
 
 class AlertLevel(IntEnum):
@@ -93,11 +92,11 @@ class AlertState:
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> AlertState:
         status = status or {}
-        condition = find_condition(status, ALERT_CONDITION) or {}
+        condition = get_condition(status.get("conditions"), DEPTH_ALERT) or {}
         return cls(
             level=AlertLevel.from_label(status.get("alertLevel")),
-            since=parse_time(condition.get("lastTransitionTime")),
-            last_notified_at=parse_time(status.get("lastNotifiedAt")),
+            since=parse_timestamp(condition.get("lastTransitionTime")),
+            last_notified_at=parse_timestamp(status.get("lastNotifiedAt")),
         )
 
     def to_status(self) -> dict[str, Any]:
@@ -105,7 +104,9 @@ class AlertState:
         notified = self.last_notified_at
         return {
             "alertLevel": self.level.label,
-            "lastNotifiedAt": format_time(notified) if notified is not None else None,
+            "lastNotifiedAt": (
+                format_timestamp(notified, whole_seconds=True) if notified is not None else None
+            ),
         }
 
 

@@ -57,9 +57,19 @@ from functools import cached_property
 from typing import Any
 
 from dlq_operator.api import DeadLetterQueueSpec, parse_duration
+from dlq_operator.api.common import format_timestamp, parse_timestamp
+from dlq_operator.api.conditions import (
+    DEPTH_ALERT,
+    DEPTH_CRITICAL,
+    DEPTH_KNOWN,
+    DEPTH_OK,
+    DEPTH_WARNING,
+    MEASURED,
+    get_condition,
+    set_condition,
+)
 from dlq_operator.api.naming import PAUSED_ANNOTATION, resolved_group_name, retry_group_name
 from dlq_operator.monitor.alerts import (
-    ALERT_CONDITION,
     AlertLevel,
     AlertState,
     DepthReading,
@@ -67,17 +77,13 @@ from dlq_operator.monitor.alerts import (
     make_notification,
     next_alert,
 )
-from dlq_operator.monitor.conditions import (
-    find_condition,
-    format_time,
-    make_condition,
-    parse_time,
-    transition_time,
-    upsert_condition,
-)
 from dlq_operator.monitor.depth import DepthFigures, DlqObservation, PartitionOffsets
 
-DEPTH_KNOWN_CONDITION = "DepthKnown"
+_DEPTH_REASONS = {
+    AlertLevel.OK: DEPTH_OK,
+    AlertLevel.WARNING: DEPTH_WARNING,
+    AlertLevel.CRITICAL: DEPTH_CRITICAL,
+}
 DEFAULT_HEARTBEAT = timedelta(minutes=10)
 
 Resource = Mapping[str, Any]
@@ -284,7 +290,7 @@ def quiet_check(
     """The check as a :class:`QuietCheck`, or None when the same inputs could still lead
     to a different outcome later (an inflow to update, an alert to repeat)."""
     version = resource["metadata"].get("resourceVersion")
-    last_checked = parse_time((resource.get("status") or {}).get("lastCheckedAt"))
+    last_checked = parse_timestamp((resource.get("status") or {}).get("lastCheckedAt"))
     if (
         check.status_patch is not None
         or check.notification is not None
@@ -364,7 +370,9 @@ def status_patch(
         "pending": figures.pending,
         "parked": figures.parked,
         "unresolved": figures.unresolved,
-        "oldestUnresolvedAt": format_time(oldest) if oldest is not None else None,
+        "oldestUnresolvedAt": (
+            format_timestamp(oldest, whole_seconds=True) if oldest is not None else None
+        ),
         **alert.to_status(),
     }
     if figures.inflow_per_minute is not None:
@@ -372,38 +380,33 @@ def status_patch(
     patch = {key: value for key, value in desired.items() if status.get(key) != value}
 
     conditions = list(status.get("conditions") or ())
-    alerting = alert.level is not AlertLevel.OK
-    updated = upsert_condition(
+    alerting = "True" if alert.level is not AlertLevel.OK else "False"
+    # The alert condition's transition time is when the alert episode (or the calm) began.
+    updated = set_condition(
         conditions,
-        make_condition(
-            ALERT_CONDITION,
-            alerting,
-            f"Depth{alert.level.label}",
-            reading.describe(),
-            generation=generation,
-            transitioned_at=alert.since or now,
-        ),
+        DEPTH_ALERT,
+        alerting,
+        _DEPTH_REASONS[alert.level],
+        reading.describe(),
+        generation,
+        alert.since or now,
     )
-    updated = upsert_condition(
+    updated = set_condition(
         updated,
-        make_condition(
-            DEPTH_KNOWN_CONDITION,
-            True,
-            "Measured",
-            "Figures computed from broker offsets.",
-            generation=generation,
-            transitioned_at=transition_time(
-                find_condition(status, DEPTH_KNOWN_CONDITION), True, now
-            ),
-        ),
+        DEPTH_KNOWN,
+        "True",
+        MEASURED,
+        "Figures computed from broker offsets.",
+        generation,
+        now,
     )
     if updated != conditions:
         patch["conditions"] = updated
 
-    last_checked = parse_time(status.get("lastCheckedAt"))
+    last_checked = parse_timestamp(status.get("lastCheckedAt"))
     if not patch and last_checked is not None and now - last_checked < heartbeat:
         return None
-    patch["lastCheckedAt"] = format_time(now)
+    patch["lastCheckedAt"] = format_timestamp(now, whole_seconds=True)
     return patch
 
 
@@ -416,7 +419,7 @@ def stale_patch(
     ``message`` must not vary between identical failures, or each cycle patches again.
     """
     status = resource.get("status") or {}
-    previous = find_condition(status, DEPTH_KNOWN_CONDITION)
+    previous = get_condition(status.get("conditions"), DEPTH_KNOWN)
     if (
         previous is not None
         and previous.get("status") == "False"
@@ -424,12 +427,8 @@ def stale_patch(
         and previous.get("message") == message
     ):
         return None
-    condition = make_condition(
-        DEPTH_KNOWN_CONDITION,
-        False,
-        reason,
-        message,
-        generation=resource["metadata"].get("generation"),
-        transitioned_at=transition_time(previous, False, now),
+    generation = resource["metadata"].get("generation")
+    conditions = set_condition(
+        status.get("conditions"), DEPTH_KNOWN, "False", reason, message, generation, now
     )
-    return {"conditions": upsert_condition(status.get("conditions"), condition)}
+    return {"conditions": conditions}

@@ -23,13 +23,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from dlq_operator.api import DEAD_LETTER_QUEUE
+from dlq_operator.api.conditions import DEPTH_ALERT, DEPTH_KNOWN, upsert_condition
 from dlq_operator.errors import DlqError, KafkaError, TopicNotFound
 from dlq_operator.kafka import RecordReader, TopicAdmin
 from dlq_operator.kube import KubeClient, StatusWrite
-from dlq_operator.monitor.alerts import ALERT_CONDITION
-from dlq_operator.monitor.conditions import upsert_condition
 from dlq_operator.monitor.cycle import (
-    DEPTH_KNOWN_CONDITION,
     DlqTarget,
     QuietCheck,
     check_dlq,
@@ -51,14 +50,13 @@ from dlq_operator.monitor.sinks import WebhookSinkConfig, event_for, send_notifi
 from dlq_operator.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-PLURAL = "deadletterqueues"
 # How long the monitor's TopicAdmin takes a topic's partitions from what it saw before: as
 # long as Kafka's clients keep metadata (metadata.max.age.ms), so a steady cycle sends only
 # ListOffsets and OffsetFetch requests. A topic's new partitions are counted within that.
 PARTITION_CACHE_SECONDS = 300.0
 # The monitor reads one record per partition (the oldest unresolved one's timestamp).
 MONITOR_FETCH_BYTES = 16 * 1024
-MONITOR_CONDITIONS = frozenset({ALERT_CONDITION, DEPTH_KNOWN_CONDITION})
+MONITOR_CONDITIONS = frozenset({DEPTH_ALERT, DEPTH_KNOWN})
 
 
 def monitor_clients(kafka: KafkaSettings) -> tuple[TopicAdmin, RecordReader]:
@@ -110,7 +108,7 @@ class DepthMonitor:
         self.kube = kube
         # The operator passes its watch-fed cache of DLQ objects; without one, each cycle
         # lists them from the API server.
-        self.resources = resources or (lambda: self.kube.list_objects(PLURAL))
+        self.resources = resources or (lambda: self.kube.list_objects(DEAD_LETTER_QUEUE.plural))
         self.sinks = list(sinks)
         self.interval = interval
         self.now = now
@@ -240,7 +238,9 @@ class DepthMonitor:
         changed = [(r, p) for r, p in patches if p]
         results = await asyncio.gather(
             *(
-                asyncio.to_thread(self.kube.update_status, PLURAL, resource, _rebased(patch))
+                asyncio.to_thread(
+                    self.kube.update_status, DEAD_LETTER_QUEUE.plural, resource, _rebased(patch)
+                )
                 for resource, patch in changed
             ),
             return_exceptions=True,

@@ -29,9 +29,10 @@ from typing import Any, Literal, NamedTuple
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from dlq_operator.api.common import format_timestamp
+from dlq_operator.api.conditions import DEPTH_CRITICAL, DEPTH_WARNING
 from dlq_operator.logs import keep_secret
 from dlq_operator.monitor.alerts import AlertLevel, Notification, NotificationKind
-from dlq_operator.monitor.conditions import format_time
 from dlq_operator.monitor.metrics import MonitorMetrics
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def event_for(notification: Notification) -> KubeEvent:
     """The Kubernetes Event to record on the DLQ resource for a notification."""
     if notification.kind is NotificationKind.RESOLVED:
         return KubeEvent("Normal", "DepthRecovered", notification.message)
-    reason = "DepthCritical" if notification.level is AlertLevel.CRITICAL else "DepthWarning"
+    # The reason of the DepthAlert condition at this level.
+    reason = DEPTH_CRITICAL if notification.level is AlertLevel.CRITICAL else DEPTH_WARNING
     return KubeEvent("Warning", reason, notification.message)
 
 
@@ -100,9 +102,9 @@ def generic_payload(notification: Notification) -> dict[str, Any]:
         "warningThreshold": n.warning_threshold,
         "criticalThreshold": n.critical_threshold,
         "message": n.message,
-        "startedAt": format_time(n.started_at),
-        "at": format_time(n.at),
-        "expiresAt": format_time(n.expires_at) if n.expires_at else None,
+        "startedAt": format_timestamp(n.started_at, whole_seconds=True),
+        "at": format_timestamp(n.at, whole_seconds=True),
+        "expiresAt": format_timestamp(n.expires_at, whole_seconds=True) if n.expires_at else None,
     }
 
 
@@ -123,10 +125,10 @@ def alertmanager_payload(notification: Notification) -> list[dict[str, Any]]:
                 "summary": f"Dead-letter queue {n.namespace}/{n.name} is at {severity} level",
                 "description": n.message,
             },
-            "startsAt": format_time(n.started_at),
+            "startsAt": format_timestamp(n.started_at, whole_seconds=True),
         }
         if ends_at is not None:
-            body["endsAt"] = format_time(ends_at)
+            body["endsAt"] = format_timestamp(ends_at, whole_seconds=True)
         return body
 
     if n.kind is NotificationKind.RESOLVED:
@@ -163,7 +165,7 @@ def slack_payload(notification: Notification, *, blocks: bool = True) -> dict[st
     )
     payload: dict[str, Any] = {"text": text}
     if blocks:
-        context = f"alerting since {format_time(n.started_at)}"
+        context = f"alerting since {format_timestamp(n.started_at, whole_seconds=True)}"
         payload["blocks"] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},

@@ -19,6 +19,11 @@ from pydantic import ValidationError
 
 from dlq_operator.api import DeadLetterQueueSpec, RetryPolicySpec
 from dlq_operator.api.conditions import (
+    INVALID_SPEC,
+    POLICY_NOT_FOUND,
+    RECONCILED,
+    RETRY_DISABLED,
+    TOPIC_CONFLICT,
     TOPIC_READY,
     WORKER_READY,
     State,
@@ -32,7 +37,6 @@ from dlq_operator.kafka import TopicAdmin, TopicDescription, TopicSpec
 from dlq_operator.kube import KubeClient
 from dlq_operator.reconcile.batching import TopicGateway
 from dlq_operator.reconcile.topics import (
-    TOPIC_CONFLICT,
     DesiredTopic,
     Ownership,
     TopicClaim,
@@ -123,7 +127,7 @@ class _Conditions:
             if not ok:
                 self.state = (State.STALLED if stalled else State.RECONCILING, reason, message)
                 return
-        self.state = (State.READY, "Reconciled", ready_message)
+        self.state = (State.READY, RECONCILED, ready_message)
 
     def applied_to(self, conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -160,7 +164,7 @@ class DlqReconciler:
         try:
             spec = DeadLetterQueueSpec.model_validate(dlq.spec)
         except ValidationError as exc:
-            conditions.refuse("InvalidSpec", _short(exc))
+            conditions.refuse(INVALID_SPEC, _short(exc))
             return self._finish(dlq, outcome, conditions, None)
 
         refusal = access_refusal(dlq.namespace, spec, self.settings)
@@ -241,7 +245,7 @@ class DlqReconciler:
                 self.settings.kafka_retry_max_delay_seconds,
             )
             message = f"Kafka is unreachable, retrying in {delay:.0f}s: {exc}"
-            conditions.set(TOPIC_READY, False, "KafkaUnavailable", message)
+            conditions.set(TOPIC_READY, False, exc.reason, message)
             outcome.retry_after = delay
             outcome.error = message
             return dlq.status.get("topic")
@@ -263,7 +267,7 @@ class DlqReconciler:
             conditions.set(
                 TOPIC_READY,
                 True,
-                "TopicReady",
+                TOPIC_READY,
                 f"topic {spec.topic_name} exists and matches the spec",
             )
         if topic is None:
@@ -313,7 +317,7 @@ class DlqReconciler:
                 outcome,
                 conditions,
                 True,
-                "RetryDisabled",
+                RETRY_DISABLED,
                 "no spec.retry.policyRef: messages wait for a person",
             )
             return
@@ -324,7 +328,7 @@ class DlqReconciler:
                 outcome,
                 conditions,
                 False,
-                "PolicyNotFound",
+                POLICY_NOT_FOUND,
                 f"RetryPolicy {dlq.namespace}/{ref.name} does not exist; create it "
                 f"or change spec.retry.policyRef",
             )

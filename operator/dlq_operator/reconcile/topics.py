@@ -24,15 +24,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from dlq_operator import dlq_topic_for
 from dlq_operator.api import DeadLetterQueueSpec
+from dlq_operator.api.conditions import (
+    ADOPTION_REQUIRED,
+    NOT_SUPPORTED,
+    TOO_MANY_PARTITIONS,
+    TOPIC_NOT_GRANTED,
+)
 from dlq_operator.kafka import TopicDescription
 from dlq_operator.settings import Settings
-
-NOT_SUPPORTED = "NotSupported"
-ADOPTION_REQUIRED = "AdoptionRequired"
-TOPIC_NOT_GRANTED = "TopicNotGranted"
-TOO_MANY_PARTITIONS = "TooManyPartitions"
-TOPIC_CONFLICT = "TopicConflict"
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def access_refusal(
     namespace: str, spec: DeadLetterQueueSpec, settings: Settings
 ) -> tuple[str, str] | None:
     """(reason, message) when the operator's limits do not let the DLQ have its topics."""
-    default_name = f"{spec.source_topic}.dlq"
+    default_name = dlq_topic_for(spec.source_topic)
     if spec.topic_name != default_name and not settings.topic_granted(namespace, spec.topic_name):
         return (
             TOPIC_NOT_GRANTED,

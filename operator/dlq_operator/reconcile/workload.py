@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dlq_operator import API_GROUP, API_VERSION
 from dlq_operator.api import (
     DEAD_LETTER_QUEUE,
     DeadLetterQueueSpec,
     RetryPolicySpec,
     parse_duration,
 )
+from dlq_operator.api.conditions import AVAILABLE, PROGRESSING, UNAVAILABLE
 from dlq_operator.api.naming import CONFIG_HASH_ANNOTATION, retry_group_name, worker_deployment_name
 from dlq_operator.settings import KafkaSettings, Settings, WorkerSettings
 
@@ -65,7 +65,7 @@ def worker_selector(name: str) -> dict[str, str]:
 def owner_reference(name: str, uid: str) -> dict[str, Any]:
     """What makes an object the DeadLetterQueue's: garbage-collected with it."""
     return {
-        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "apiVersion": DEAD_LETTER_QUEUE.api_version,
         "kind": DEAD_LETTER_QUEUE.kind,
         "name": name,
         "uid": uid,
@@ -242,7 +242,6 @@ STUCK_WAITING_REASONS = frozenset(
     }
 )
 MESSAGE_LIMIT = 1024
-AVAILABLE, PROGRESSING, UNAVAILABLE = "Available", "Progressing", "Unavailable"
 
 
 @dataclass(frozen=True)

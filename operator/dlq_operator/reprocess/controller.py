@@ -24,12 +24,22 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from dlq_operator.api import (
+    DEAD_LETTER_QUEUE,
+    REPROCESS_REQUEST,
     TERMINAL_PHASES,
     DeadLetterQueueSpec,
     ReprocessPhase,
     ReprocessRequestSpec,
 )
-from dlq_operator.api.conditions import TOPIC_READY, State, get_condition, set_state
+from dlq_operator.api.conditions import (
+    TOPIC_READY,
+    WAITING_FOR_DEAD_LETTER_QUEUE,
+    WAITING_FOR_OTHER_REQUEST,
+    WAITING_FOR_TOPIC,
+    State,
+    get_condition,
+    set_state,
+)
 from dlq_operator.api.naming import resolved_group_name
 from dlq_operator.api.reprocessrequest import ReprocessSource, ReprocessTarget
 from dlq_operator.errors import DlqError
@@ -41,7 +51,6 @@ from dlq_operator.reprocess.records import reprocessed_by_request
 from dlq_operator.reprocess.runner import replay
 from dlq_operator.settings import Settings
 
-PLURAL = "reprocessrequests"
 # A finished replay as Ready/Reconciling/Stalled tell it. A cancelled one is what its spec
 # (suspend) asks for, so it is Ready, reason Cancelled (kstatus: Current); a failed one
 # needs a person.
@@ -119,11 +128,11 @@ class ReprocessController:
         waiting_for = None  # the reason last written, so a wait writes its status once
         while True:
             dlq = await asyncio.to_thread(
-                self.kube.get_object, "deadletterqueues", ref.namespace, queue
+                self.kube.get_object, DEAD_LETTER_QUEUE.plural, ref.namespace, queue
             )
             reason, message = _waits_for(dlq, queue, ref.namespace)
             if reason is None and self.running.get(slot, ref.name) != ref.name:
-                reason = "WaitingForOtherRequest"
+                reason = WAITING_FOR_OTHER_REQUEST
                 message = (
                     f"ReprocessRequest {self.running[slot]} is replaying {queue}; this one waits"
                 )
@@ -190,7 +199,7 @@ class ReprocessController:
             status,
             {"phase": ReprocessPhase.RUNNING.value, "startedAt": started},
             State.RECONCILING,
-            "Running",
+            ReprocessPhase.RUNNING.value,
             f"replaying from {topic}",
         )
         loop = asyncio.get_running_loop()
@@ -271,12 +280,14 @@ class ReprocessController:
         )
 
     async def _patch(self, ref: RequestRef, patch: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.kube.patch_status, PLURAL, ref.namespace, ref.name, patch)
+        await asyncio.to_thread(
+            self.kube.patch_status, REPROCESS_REQUEST.plural, ref.namespace, ref.name, patch
+        )
 
     async def _event(self, ref: RequestRef, type_: str, reason: str, message: str) -> None:
         obj = {
-            "apiVersion": "dlq.orion.io/v1alpha1",
-            "kind": "ReprocessRequest",
+            "apiVersion": REPROCESS_REQUEST.api_version,
+            "kind": REPROCESS_REQUEST.kind,
             "metadata": {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid},
         }
         await asyncio.to_thread(self.kube.post_event, obj, type_, reason, message)
@@ -287,14 +298,14 @@ def _waits_for(dlq: Mapping[str, Any] | None, name: str, namespace: str) -> tupl
     (None, "") when its topic is there to be read."""
     if dlq is None:
         return (
-            "WaitingForDeadLetterQueue",
+            WAITING_FOR_DEAD_LETTER_QUEUE,
             f"DeadLetterQueue {name} does not exist in {namespace} yet; the replay starts "
             "once it does",
         )
     topic_ready = get_condition((dlq.get("status") or {}).get("conditions") or [], TOPIC_READY)
     if not topic_ready or topic_ready.get("status") != "True":
         why = (topic_ready or {}).get("message") or "not reconciled yet"
-        return "WaitingForTopic", f"the topic of DeadLetterQueue {name} is not ready: {why}"
+        return WAITING_FOR_TOPIC, f"the topic of DeadLetterQueue {name} is not ready: {why}"
     return None, ""
 
 
