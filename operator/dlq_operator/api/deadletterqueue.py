@@ -108,11 +108,45 @@ class AlertMetric(StrEnum):
 
 
 class AlertLevel(StrEnum):
-    """How urgent the queue's state is."""
+    """How urgent the queue's state is.
+
+    The value is the word of status, Events and payloads. Levels are ordered, so
+    ``level > previous`` means "worse", and ``int(level)`` (0, 1, 2) is the value of the
+    metric ``dlq_alert_level``.
+    """
 
     OK = "OK"
     WARNING = "Warning"
     CRITICAL = "Critical"
+
+    @property
+    def label(self) -> str:
+        """The word used in status, events and payloads."""
+        return self.value
+
+    @classmethod
+    def from_label(cls, label: object) -> AlertLevel:
+        """The level of a status word; anything unknown reads as OK."""
+        return next((level for level in cls if level.value == label), cls.OK)
+
+    def __int__(self) -> int:
+        return _ALERT_LEVEL_ORDER[self]
+
+    # By severity, not alphabetically as strings compare.
+    def __lt__(self, other: str) -> bool:
+        return int(self) < int(AlertLevel(other))
+
+    def __le__(self, other: str) -> bool:
+        return int(self) <= int(AlertLevel(other))
+
+    def __gt__(self, other: str) -> bool:
+        return int(self) > int(AlertLevel(other))
+
+    def __ge__(self, other: str) -> bool:
+        return int(self) >= int(AlertLevel(other))
+
+
+_ALERT_LEVEL_ORDER = {level: rank for rank, level in enumerate(AlertLevel)}
 
 
 class ParkedTopicSpec(SpecModel):

@@ -34,32 +34,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any
 
+from dlq_operator.api import AlertLevel
 from dlq_operator.api.common import format_timestamp, parse_timestamp
 from dlq_operator.api.conditions import DEPTH_ALERT, get_condition
-
-
-class AlertLevel(IntEnum):
-    """Ordered, so ``level > previous`` means "worse"; the value is the metric's value."""
-
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-
-    @property
-    def label(self) -> str:
-        """The word used in status, events and payloads."""
-        return "OK" if self is AlertLevel.OK else self.name.capitalize()
-
-    @classmethod
-    def from_label(cls, label: object) -> AlertLevel:
-        """The level of a status word; anything unknown reads as OK."""
-        for level in cls:
-            if level.label == label:
-                return level
-        return cls.OK
 
 
 class NotificationKind(StrEnum):
