@@ -18,7 +18,8 @@ RUN python -m venv /opt/pip \
  && python -m venv --without-pip /opt/dlq-operator
 WORKDIR /src
 COPY pyproject.toml ./
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
+# The operator needs the base dependencies (the publisher's) and the `operator` extra.
+RUN python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["operator"]))' > requirements.txt \
  && /opt/pip/bin/pip --python /opt/dlq-operator/bin/python install -r requirements.txt
 
 # -- build: the project, installed into /staging (its files only) ---------------------
