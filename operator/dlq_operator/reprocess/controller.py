@@ -31,6 +31,7 @@ from dlq_operator.api import (
     ReprocessPhase,
     ReprocessRequestSpec,
 )
+from dlq_operator.api.common import format_timestamp
 from dlq_operator.api.conditions import (
     TOPIC_READY,
     WAITING_FOR_DEAD_LETTER_QUEUE,
@@ -186,7 +187,9 @@ class ReprocessController:
             else dlq_spec.topic_name
         )
         progress = Progress.from_status(status)
-        started = status.get("startedAt") or _now()
+        started = status.get("startedAt") or format_timestamp(
+            datetime.now(UTC), whole_seconds=True
+        )
         if progress is None:
             await self._event(
                 ref,
@@ -250,7 +253,11 @@ class ReprocessController:
         message: str,
         outcome: ReplayOutcome | None,
     ) -> None:
-        patch: dict[str, Any] = {"phase": phase.value, "completedAt": _now(), "message": message}
+        patch: dict[str, Any] = {
+            "phase": phase.value,
+            "completedAt": format_timestamp(datetime.now(UTC), whole_seconds=True),
+            "message": message,
+        }
         if outcome is not None:
             patch |= outcome.progress.to_status()
         state = _FINAL_STATES[phase]
@@ -331,7 +338,3 @@ class _Checkpointer:
 
     def __init__(self, save: Callable[[Progress], None]) -> None:
         self.save = save
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
