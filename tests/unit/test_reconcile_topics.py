@@ -7,8 +7,8 @@ import pytest
 from dlq_operator.api import DeadLetterQueueSpec
 from dlq_operator.api.conditions import ADOPTION_REQUIRED, TOO_MANY_PARTITIONS, TOPIC_NOT_GRANTED
 from dlq_operator.kafka import TopicDescription
+from dlq_operator.kafka import TopicSpec as DesiredTopic
 from dlq_operator.reconcile.topics import (
-    DesiredTopic,
     Ownership,
     TopicClaim,
     access_refusal,

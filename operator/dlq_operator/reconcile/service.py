@@ -33,11 +33,10 @@ from dlq_operator.api.conditions import (
 from dlq_operator.api.deadletterqueue import DeletionPolicy
 from dlq_operator.api.naming import worker_deployment_name
 from dlq_operator.errors import KafkaError, KafkaUnavailable, KubeError, TopicOperationRefused
-from dlq_operator.kafka import TopicAdmin, TopicDescription, TopicSpec
+from dlq_operator.kafka import TopicAdmin, TopicDescription
 from dlq_operator.kube import KubeClient
 from dlq_operator.reconcile.batching import TopicGateway
 from dlq_operator.reconcile.topics import (
-    DesiredTopic,
     Ownership,
     TopicClaim,
     TopicPlan,
@@ -284,7 +283,7 @@ class DlqReconciler:
         changing = [p for p in plans if p.changes and not p.refused]
         creates = [p.topic for p in changing if p.create]
         if creates:
-            await self.topics.create([_topic_spec(t) for t in creates])
+            await self.topics.create(creates)
         grows = {p.topic.name: p.grow_to for p in changing if p.grow_to}
         if grows:
             await self.topics.grow(grows)
@@ -440,10 +439,6 @@ def _after(plan: TopicPlan, before: TopicDescription | None) -> TopicDescription
     return replace(
         before, partitions=plan.grow_to or before.partitions, configs=dict(desired.configs)
     )
-
-
-def _topic_spec(topic: DesiredTopic) -> TopicSpec:
-    return TopicSpec(topic.name, topic.partitions, topic.replication_factor, dict(topic.configs))
 
 
 def _short(exc: ValidationError) -> str:

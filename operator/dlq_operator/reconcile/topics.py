@@ -2,7 +2,9 @@
 
 Pure: the spec and what the broker reported (a :class:`TopicDescription`, whose
 ``configs`` hold only the topic's own, non-default values) go in, a :class:`TopicPlan`
-comes out. The plan
+comes out. A desired topic is the Kafka adapter's :class:`TopicSpec`, what
+``TopicAdmin.create_topics`` takes; :func:`desired_topics` is the one translation from the
+DeadLetterQueue's spec. The plan
 never shrinks partitions or changes the replication factor (Kafka cannot do the first and
 the second needs a reassignment this operator does not do); it refuses with ``NotSupported``
 and leaves the topic untouched instead.
@@ -32,23 +34,15 @@ from dlq_operator.api.conditions import (
     TOO_MANY_PARTITIONS,
     TOPIC_NOT_GRANTED,
 )
-from dlq_operator.kafka import TopicDescription
+from dlq_operator.kafka import TopicDescription, TopicSpec
 from dlq_operator.settings import Settings
-
-
-@dataclass(frozen=True)
-class DesiredTopic:
-    name: str
-    partitions: int
-    replication_factor: int | None  # None: the broker's default
-    configs: Mapping[str, str]
 
 
 @dataclass(frozen=True)
 class TopicPlan:
     """What to do to one topic. An empty plan (``not plan.changes``) means it is in shape."""
 
-    topic: DesiredTopic
+    topic: TopicSpec
     create: bool = False
     grow_to: int | None = None
     set_configs: Mapping[str, str] = field(default_factory=dict)
@@ -72,11 +66,11 @@ class TopicPlan:
         return f"updated topic {self.topic.name}: {', '.join(parts)}"
 
 
-def desired_topics(spec: DeadLetterQueueSpec) -> list[DesiredTopic]:
+def desired_topics(spec: DeadLetterQueueSpec) -> list[TopicSpec]:
     """The dead-letter topic, and its parked topic when retries are on."""
     dlq_configs = {"retention.ms": str(spec.topic.retention_ms), **spec.topic.config}
     topics = [
-        DesiredTopic(
+        TopicSpec(
             spec.topic_name, spec.topic.partitions, spec.topic.replication_factor, dlq_configs
         )
     ]
@@ -85,7 +79,7 @@ def desired_topics(spec: DeadLetterQueueSpec) -> list[DesiredTopic]:
         retention = parked.retention_ms if parked and parked.retention_ms is not None else None
         partitions = parked.partitions if parked and parked.partitions is not None else None
         topics.append(
-            DesiredTopic(
+            TopicSpec(
                 spec.parked_topic_name,
                 partitions or spec.topic.partitions,
                 spec.topic.replication_factor,
@@ -105,7 +99,7 @@ class Ownership:
 
 
 def plan_topic(
-    desired: DesiredTopic, observed: TopicDescription | None, ownership: Ownership = Ownership()
+    desired: TopicSpec, observed: TopicDescription | None, ownership: Ownership = Ownership()
 ) -> TopicPlan:
     """How to bring ``observed`` (None: the topic does not exist) to ``desired``."""
     if observed is None:
