@@ -1,7 +1,8 @@
 """Prometheus metrics: each process registers its own set in a registry it chooses.
 
-No module registers a metric when it is imported. A metric set is an object created with
-the registry it registers in, and the process that creates it serves that registry:
+No module registers a metric when it is imported. A metric set (a :class:`MetricSet`) is
+an object created with the registry it registers in, and the process that creates it
+serves that registry:
 
 - the operator (``dlq-operator run``): :class:`~dlq_operator.monitor.metrics.MonitorMetrics`
   and :class:`~dlq_operator.reprocess.metrics.ReprocessMetrics` in one registry;
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
+    Gauge,
     GCCollector,
+    Histogram,
     PlatformCollector,
     ProcessCollector,
 )
@@ -32,3 +36,19 @@ def process_registry() -> CollectorRegistry:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     return registry
+
+
+class MetricSet:
+    """The metrics of one part of a process, registered in the registry it is given."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry)
+
+    def histogram(self, name: str, documentation: str, *labels: str) -> Histogram:
+        return Histogram(name, documentation, labels, registry=self.registry)

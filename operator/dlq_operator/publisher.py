@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from dlq_operator.envelope import (
     DEFAULT_ERROR_CODE,
@@ -33,11 +33,12 @@ from dlq_operator.envelope import (
 )
 from dlq_operator.errors import DlqError, DlqSendFailed
 from dlq_operator.kafka import ProducedRecord, RecordProducer
+from dlq_operator.metrics import MetricSet
 from dlq_operator.settings import KafkaSettings
 
 
-class PublisherMetrics:
-    """The publisher's metrics, registered in ``registry``.
+class PublisherMetrics(MetricSet):
+    """The publisher's metrics.
 
     Publishers created without one share a set in ``prometheus_client``'s default registry
     (the one an application usually serves), registered when the first of them is created.
@@ -46,18 +47,17 @@ class PublisherMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.messages_sent = Counter(
+        super().__init__(registry)
+        self.messages_sent = self.counter(
             "dlq_messages_sent_total",
             "Failed events sent to a dead-letter topic.",
-            ["original_topic", "error_code"],
-            registry=registry,
+            "original_topic",
+            "error_code",
         )
-        self.send_failed = Counter(
+        self.send_failed = self.counter(
             "dlq_send_failed_total",
             "Failed events that could not be sent to their dead-letter topic.",
-            ["dlq_topic"],
-            registry=registry,
+            "dlq_topic",
         )
 
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 
+from dlq_operator.metrics import MetricSet
 from dlq_operator.monitor.alerts import AlertLevel
 from dlq_operator.monitor.depth import DepthFigures
 
@@ -40,48 +41,41 @@ class _Series:
     oldest_age: Gauge | None = None  # while the DLQ has an oldest unresolved record
 
 
-class MonitorMetrics:
-    """The depth monitor's metrics, registered in ``registry``."""
+class MonitorMetrics(MetricSet):
+    """The depth monitor's metrics."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
+        super().__init__(registry)
 
-        def gauge(name: str, documentation: str) -> Gauge:
-            return Gauge(name, documentation, _LABELS, registry=registry)
+        def per_dlq(name: str, documentation: str) -> Gauge:
+            return self.gauge(name, documentation, *_LABELS)
 
-        self.message_count = gauge("dlq_message_count", "Records retained on the DLQ topic.")
-        self.pending = gauge("dlq_pending", "DLQ records the retry worker has not handled yet.")
-        self.parked = gauge("dlq_parked", "Parked records nobody has reprocessed or purged.")
-        self.unresolved = gauge("dlq_unresolved", "Records that still need the worker or people.")
-        self.alert_level = gauge("dlq_alert_level", "Alert level: 0 OK, 1 warning, 2 critical.")
-        self.alerting_enabled = gauge(
+        self.message_count = per_dlq("dlq_message_count", "Records retained on the DLQ topic.")
+        self.pending = per_dlq("dlq_pending", "DLQ records the retry worker has not handled yet.")
+        self.parked = per_dlq("dlq_parked", "Parked records nobody has reprocessed or purged.")
+        self.unresolved = per_dlq("dlq_unresolved", "Records that still need the worker or people.")
+        self.alert_level = per_dlq("dlq_alert_level", "Alert level: 0 OK, 1 warning, 2 critical.")
+        self.alerting_enabled = per_dlq(
             "dlq_alerting_enabled",
             "1 while the DLQ raises alerts; 0 when spec.alerting.enabled is false or it is paused.",
         )
-        self.oldest_unresolved_age = gauge(
+        self.oldest_unresolved_age = per_dlq(
             "dlq_oldest_unresolved_age_seconds", "Age of the oldest unresolved record."
         )
-        self.check_duration = Histogram(
-            "dlq_check_duration_seconds",
-            "Duration of one monitor cycle over all DLQs.",
-            registry=registry,
+        self.check_duration = self.histogram(
+            "dlq_check_duration_seconds", "Duration of one monitor cycle over all DLQs."
         )
-        self.check_errors = Counter(
-            "dlq_check_errors_total",
-            "Monitor cycles that could not query Kafka.",
-            registry=registry,
+        self.check_errors = self.counter(
+            "dlq_check_errors_total", "Monitor cycles that could not query Kafka."
         )
-        self.sink_failures = Counter(
-            "dlq_alert_sink_failures_total",
-            "Notifications an alert sink did not accept.",
-            ["sink"],
-            registry=registry,
+        self.sink_failures = self.counter(
+            "dlq_alert_sink_failures_total", "Notifications an alert sink did not accept.", "sink"
         )
-        self.notifications = Counter(
+        self.notifications = self.counter(
             "dlq_alert_notifications_total",
             "Notifications delivered to an alert sink.",
-            ["sink", "kind"],
-            registry=registry,
+            "sink",
+            "kind",
         )
         self._per_dlq = (
             self.message_count,

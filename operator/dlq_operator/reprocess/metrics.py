@@ -6,20 +6,18 @@ The operator creates one :class:`ReprocessMetrics` in the registry it serves (se
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
+
+from dlq_operator.metrics import MetricSet
 
 
-class ReprocessMetrics:
-    """The replays' metrics, registered in ``registry``."""
+class ReprocessMetrics(MetricSet):
+    """The replays' metrics."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.replayed = Counter(
-            "dlq_reprocess_records_total",
-            "Records handled by ReprocessRequests.",
-            ["namespace", "request", "result"],
-            registry=registry,
+        super().__init__(registry)
+        labels = ("namespace", "request", "result")
+        self.replayed = self.counter(
+            "dlq_reprocess_records_total", "Records handled by ReprocessRequests.", *labels
         )
-        self.running = Gauge(
-            "dlq_reprocess_running", "ReprocessRequests replaying right now.", registry=registry
-        )
+        self.running = self.gauge("dlq_reprocess_running", "ReprocessRequests replaying right now.")

@@ -6,52 +6,40 @@ nothing is registered at import.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
+
+from dlq_operator.metrics import MetricSet
+
+_TOPIC = "original_topic"
 
 
-class WorkerMetrics:
-    """One retry worker's metrics, registered in ``registry``."""
+class WorkerMetrics(MetricSet):
+    """One retry worker's metrics."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.retry_success = Counter(
-            "dlq_retry_success_total",
-            "Dead letters republished to their original topic.",
-            ["original_topic"],
-            registry=registry,
+        super().__init__(registry)
+        self.retry_success = self.counter(
+            "dlq_retry_success_total", "Dead letters republished to their original topic.", _TOPIC
         )
-        self.retry_failed = Counter(
+        self.retry_failed = self.counter(
             "dlq_retry_failed_total",
             "Republish attempts that failed (retried later or parked).",
-            ["original_topic"],
-            registry=registry,
+            _TOPIC,
         )
-        self.parked = Counter(
-            "dlq_parked_total",
-            "Dead letters moved to the parked topic.",
-            ["reason"],
-            registry=registry,
+        self.parked = self.counter(
+            "dlq_parked_total", "Dead letters moved to the parked topic.", "reason"
         )
-        self.max_retries_exceeded = Counter(
-            "dlq_max_retries_exceeded_total",
-            "Dead letters parked because retries ran out.",
-            ["original_topic"],
-            registry=registry,
+        self.max_retries_exceeded = self.counter(
+            "dlq_max_retries_exceeded_total", "Dead letters parked because retries ran out.", _TOPIC
         )
-        self.scheduled = Gauge(
-            "dlq_worker_scheduled_records",
-            "Dead letters waiting for their backoff.",
-            registry=registry,
+        self.scheduled = self.gauge(
+            "dlq_worker_scheduled_records", "Dead letters waiting for their backoff."
         )
-        self.schedule_lag = Gauge(
-            "dlq_worker_schedule_lag_seconds",
-            "How late the most overdue waiting retry is.",
-            registry=registry,
+        self.schedule_lag = self.gauge(
+            "dlq_worker_schedule_lag_seconds", "How late the most overdue waiting retry is."
         )
-        self.in_flight = Gauge(
-            "dlq_worker_in_flight_records",
-            "Produces not yet acknowledged by the broker.",
-            registry=registry,
+        self.in_flight = self.gauge(
+            "dlq_worker_in_flight_records", "Produces not yet acknowledged by the broker."
         )
         self._successes: dict[str | None, Counter] = {}
 
