@@ -13,7 +13,8 @@ import pytest
 from dlq_operator.api import MessageSelector, ReplaySample, ReprocessPhase, ReprocessTarget
 from dlq_operator.envelope import DlqEnvelope, KafkaRecord, encode_dlq_record, header_value
 from dlq_operator.errors import KafkaUnavailable
-from dlq_operator.reprocess.engine import ReplayOutcome, SourceRecord, run_replay
+from dlq_operator.kafka import ConsumedRecord
+from dlq_operator.reprocess.engine import ReplayOutcome, run_replay
 from dlq_operator.reprocess.progress import Progress
 from dlq_operator.reprocess.ratelimit import RateLimiter
 from dlq_operator.reprocess.selection import plan_ranges
@@ -23,7 +24,7 @@ BASE_MS = int(BASE.timestamp() * 1000)
 DLQ = "orders.dlq"
 
 
-def dead_letter(partition: int, offset: int, **overrides: Any) -> SourceRecord:
+def dead_letter(partition: int, offset: int, **overrides: Any) -> ConsumedRecord:
     """Record ``offset``: error TIMEOUT every third, key k0..k3, tenant t1/t2, one per second."""
     fields: dict[str, Any] = {
         "originalTopic": "orders",
@@ -41,7 +42,7 @@ def dead_letter(partition: int, offset: int, **overrides: Any) -> SourceRecord:
     fields.update(overrides)
     written = encode_dlq_record(DlqEnvelope.model_validate(fields))
     tenant = b"t1" if offset % 2 == 0 else b"t2"
-    return SourceRecord(
+    return ConsumedRecord(
         DLQ,
         partition,
         offset,
@@ -55,14 +56,14 @@ def dead_letter(partition: int, offset: int, **overrides: Any) -> SourceRecord:
 class FakeTopic:
     """The topic replayed from: records by partition, and the broker's answers about them."""
 
-    def __init__(self, records: Iterable[SourceRecord]) -> None:
-        self.partitions: dict[int, list[SourceRecord]] = {}
+    def __init__(self, records: Iterable[ConsumedRecord]) -> None:
+        self.partitions: dict[int, list[ConsumedRecord]] = {}
         for record in records:
             self.partitions.setdefault(record.partition, []).append(record)
         self.failing_reads = 0
         self.reads = 0
 
-    def read_range(self, partition: int, start: int, end: int, limit: int) -> list[SourceRecord]:
+    def read_range(self, partition: int, start: int, end: int, limit: int) -> list[ConsumedRecord]:
         self.reads += 1
         if self.failing_reads:
             self.failing_reads -= 1
@@ -348,8 +349,8 @@ def test_records_written_after_the_replay_started_are_not_replayed() -> None:
 # --- records that are not envelopes ------------------------------------------------------------
 
 
-def not_an_envelope(offset: int) -> SourceRecord:
-    return SourceRecord(DLQ, 0, offset, BASE_MS, b"raw", b"<xml/>", [("error-code", b"PARSE")])
+def not_an_envelope(offset: int) -> ConsumedRecord:
+    return ConsumedRecord(DLQ, 0, offset, BASE_MS, b"raw", b"<xml/>", [("error-code", b"PARSE")])
 
 
 def test_records_that_are_not_envelopes_are_skipped_without_a_target() -> None:

@@ -3,8 +3,8 @@
 import pytest
 
 from dlq_operator.envelope import DlqEnvelope, Headers, KafkaRecord, encode_dlq_record
+from dlq_operator.kafka import ConsumedRecord
 from dlq_operator.reprocess.records import (
-    SourceRecord,
     build_replay_record,
     reprocessed_by_admin,
     reprocessed_by_request,
@@ -29,9 +29,9 @@ def envelope(retry_count: int = 2) -> DlqEnvelope:
     )
 
 
-def source_of(env: DlqEnvelope, headers: Headers = ()) -> SourceRecord:
+def source_of(env: DlqEnvelope, headers: Headers = ()) -> ConsumedRecord:
     written = encode_dlq_record(env)
-    return SourceRecord(
+    return ConsumedRecord(
         "orders.dlq", 1, 42, 0, written.key, written.value, [*written.headers, *headers]
     )
 
@@ -80,7 +80,7 @@ def test_a_parked_dead_letter_keeps_the_id_it_carries() -> None:
 
 
 def test_a_record_that_is_not_an_envelope_goes_to_the_target_unchanged() -> None:
-    raw = SourceRecord(
+    raw = ConsumedRecord(
         "orders.dlq", 0, 9, 0, b"k", b"\xff garbage", [("error-code", b"X"), ("trace", None)]
     )
 
@@ -100,7 +100,9 @@ def test_a_record_that_is_not_an_envelope_goes_to_the_target_unchanged() -> None
 
 
 def test_a_raw_record_that_carries_an_id_is_not_given_a_second() -> None:
-    raw = SourceRecord("orders.dlq.parked", 0, 9, 0, None, b"x", [("x-dlq-id", b"orders.dlq/2/1")])
+    raw = ConsumedRecord(
+        "orders.dlq.parked", 0, 9, 0, None, b"x", [("x-dlq-id", b"orders.dlq/2/1")]
+    )
 
     record = build_replay_record(None, raw, BY, "orders-replay", True)
 
@@ -113,7 +115,7 @@ def test_a_raw_record_that_carries_an_id_is_not_given_a_second() -> None:
 def test_a_raw_record_without_a_target_or_a_value_cannot_be_replayed(
     value: bytes | None, target: str | None
 ) -> None:
-    raw = SourceRecord("orders.dlq", 0, 9, 0, None, value, [])
+    raw = ConsumedRecord("orders.dlq", 0, 9, 0, None, value, [])
 
     with pytest.raises(ValueError, match="is not an envelope"):
         build_replay_record(None, raw, BY, target, True)

@@ -7,7 +7,7 @@ import pytest
 from dlq_operator.api import MessageSelector
 from dlq_operator.envelope import DlqEnvelope, decode_record, encode_dlq_record
 from dlq_operator.errors import EnvelopeError
-from dlq_operator.reprocess.records import SourceRecord
+from dlq_operator.kafka import ConsumedRecord
 from dlq_operator.reprocess.selection import (
     OffsetRange,
     RecordFilter,
@@ -50,14 +50,14 @@ def dead_letter(
     value: bytes | None = None,
     key: bytes | None = b"k1",
     headers: list[tuple[str, bytes | None]] | None = None,
-) -> tuple[SourceRecord, DlqEnvelope | EnvelopeError]:
+) -> tuple[ConsumedRecord, DlqEnvelope | EnvelopeError]:
     """A DLQ record as the publisher writes it (or with a raw value), and its decoding."""
     if env is not None:
         written = encode_dlq_record(env)
         value, key, base = written.value, written.key, list(written.headers)
     else:
         base = []
-    record = SourceRecord("orders.dlq", 0, 42, timestamp_ms, key, value, base + (headers or []))
+    record = ConsumedRecord("orders.dlq", 0, 42, timestamp_ms, key, value, base + (headers or []))
     try:
         decoded: DlqEnvelope | EnvelopeError = decode_record(value)
     except EnvelopeError as exc:

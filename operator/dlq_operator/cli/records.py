@@ -39,7 +39,6 @@ from dlq_operator.envelope import (
 )
 from dlq_operator.errors import EnvelopeError, OffsetOutOfRange
 from dlq_operator.kafka import ConsumedRecord, RecordReader, TopicAdmin
-from dlq_operator.reprocess.records import SourceRecord
 from dlq_operator.reprocess.selection import error_code_of, key_of
 from dlq_operator.settings import KafkaSettings
 
@@ -142,16 +141,15 @@ def read_records(
 def summarize(record: ConsumedRecord) -> dict[str, Any]:
     """The facts ``list`` shows of a record; ``malformed`` says why it is not an envelope."""
     envelope, problem = _decoded(record)
-    source = SourceRecord(*record)
     return {
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": _time_of(record),
-        "key": key_of(source, envelope),
+        "key": key_of(record, envelope),
         "originalTopic": envelope.original_topic
         if envelope
         else header_value(record.headers, ORIGINAL_TOPIC_HEADER),
-        "errorCode": error_code_of(source, envelope),
+        "errorCode": error_code_of(record, envelope),
         "retryCount": envelope.retry_count if envelope else None,
         "error": envelope.error if envelope else None,
         "processingTimestamp": envelope.processing_timestamp if envelope else None,

@@ -187,9 +187,7 @@ class ReprocessController:
             else dlq_spec.topic_name
         )
         progress = Progress.from_status(status)
-        started = status.get("startedAt") or format_timestamp(
-            datetime.now(UTC), whole_seconds=True
-        )
+        started = status.get("startedAt") or format_timestamp(datetime.now(UTC), whole_seconds=True)
         if progress is None:
             await self._event(
                 ref,

@@ -39,9 +39,10 @@ from typing import Protocol, TypeVar
 from dlq_operator.api import MessageSelector, ReplaySample, ReprocessPhase, ReprocessTarget
 from dlq_operator.envelope import DlqEnvelope, KafkaRecord, decode_record
 from dlq_operator.errors import DlqError, EnvelopeError
+from dlq_operator.kafka import ConsumedRecord
 from dlq_operator.reprocess.progress import Progress
 from dlq_operator.reprocess.ratelimit import MAX_BATCH, RateLimiter, batch_size_for
-from dlq_operator.reprocess.records import SourceRecord, build_replay_record
+from dlq_operator.reprocess.records import build_replay_record
 from dlq_operator.reprocess.selection import (
     UNREPLAYABLE,
     RecordFilter,
@@ -58,7 +59,6 @@ __all__ = [
     "Sink",
     "Sleeper",
     "Source",
-    "SourceRecord",
     "run_replay",
 ]
 
@@ -70,7 +70,7 @@ class Source(Protocol):
 
     def read_range(
         self, partition: int, start: int, end: int, limit: int
-    ) -> Sequence[SourceRecord]:
+    ) -> Sequence[ConsumedRecord]:
         """Up to ``limit`` records of ``partition`` from offset ``start`` on, below ``end``.
 
         Ascending by offset; offsets may skip (compaction, transaction markers, retention
@@ -243,7 +243,7 @@ class _Replay:
                 return
             self._replay_records(partition, records)
 
-    def _replay_records(self, partition: int, records: Sequence[SourceRecord]) -> None:
+    def _replay_records(self, partition: int, records: Sequence[ConsumedRecord]) -> None:
         batch = _Batch(partition, self.progress.checkpoint[partition].next_offset)
         for record in records:
             if quota_left(self.selector, self.progress.matched + batch.matched) == 0:
@@ -324,7 +324,7 @@ class _Replay:
             message = f"Cancelled at the checkpoint; so far {self._counts()}."
             raise _Stop(ReplayOutcome(ReprocessPhase.CANCELLED, self.progress, message))
 
-    def _sample(self, record: SourceRecord, envelope: DlqEnvelope | None) -> None:
+    def _sample(self, record: ConsumedRecord, envelope: DlqEnvelope | None) -> None:
         if len(self.progress.samples) >= self.sample_limit:
             return
         # A record that is not an envelope is only picked when there is a target topic.

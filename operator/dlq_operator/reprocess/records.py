@@ -1,7 +1,7 @@
 """The records a replay reads and the records it produces.
 
-A replay reads :class:`SourceRecord` values from a dead-letter topic (or its parked
-topic) and produces :class:`~dlq_operator.envelope.KafkaRecord` values. A dead letter
+A replay reads :class:`~dlq_operator.kafka.ConsumedRecord` values from a dead-letter topic
+(or its parked topic) and produces :class:`~dlq_operator.envelope.KafkaRecord` values. A dead letter
 that is an envelope is replayed as the retry worker would republish it, the event alone
 on its original topic (or the request's target topic), with:
 
@@ -22,30 +22,16 @@ and ``x-dlq-id`` when it has none. Without one it is not replayed at all (see
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from dlq_operator.envelope import (
     DLQ_ID_HEADER,
     REPROCESSED_BY_HEADER,
     DlqEnvelope,
-    Headers,
     KafkaRecord,
     dlq_id_of,
     header_value,
     republish_record,
 )
-
-
-class SourceRecord(NamedTuple):
-    """A record read from the topic replayed from; the Kafka adapter's records have these names."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
+from dlq_operator.kafka import ConsumedRecord
 
 
 def reprocessed_by_request(namespace: str, name: str) -> str:
@@ -60,7 +46,7 @@ def reprocessed_by_admin(user: str) -> str:
 
 def build_replay_record(
     envelope: DlqEnvelope | None,
-    source: SourceRecord,
+    source: ConsumedRecord,
     reprocessed_by: str,
     target_topic: str | None,
     reset_retry_count: bool,

@@ -24,7 +24,6 @@ from dlq_operator.kafka import ConsumedRecord, RecordProducer, RecordReader, Top
 from dlq_operator.reprocess.engine import Checkpointer, ReplayOutcome, run_replay
 from dlq_operator.reprocess.progress import Progress
 from dlq_operator.reprocess.ratelimit import RateLimiter
-from dlq_operator.reprocess.records import SourceRecord
 from dlq_operator.reprocess.selection import plan_ranges
 from dlq_operator.settings import KafkaSettings
 
@@ -59,12 +58,12 @@ class KafkaSource:
         self._stream: Iterator[ConsumedRecord] | None = None
         self._position: tuple[int, int, int] | None = None  # partition, next offset, end
 
-    def read_range(self, partition: int, start: int, end: int, limit: int) -> list[SourceRecord]:
+    def read_range(self, partition: int, start: int, end: int, limit: int) -> list[ConsumedRecord]:
         if self._stream is None or self._position != (partition, start, end):
             self.close()
             self._stream = self._reader.read_range(self._topic, {partition: (start, end)})
         try:
-            records = [SourceRecord(*record) for record in islice(self._stream, limit)]
+            records = list(islice(self._stream, limit))
         except DlqError:
             self.close()
             raise

@@ -49,7 +49,7 @@ from dlq_operator.envelope import (
     header_value,
 )
 from dlq_operator.errors import EnvelopeError
-from dlq_operator.reprocess.records import SourceRecord
+from dlq_operator.kafka import ConsumedRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -125,7 +125,7 @@ class RecordFilter:
         self._target_topic = target_topic
 
     def skip_reason(
-        self, record: SourceRecord, decoded: DlqEnvelope | EnvelopeError
+        self, record: ConsumedRecord, decoded: DlqEnvelope | EnvelopeError
     ) -> SkipReason | None:
         """Why ``record`` is not replayed, ``None`` when it is.
 
@@ -170,14 +170,14 @@ def quota_left(selector: MessageSelector, matched: int) -> int | None:
     return max(selector.max_messages - matched, 0)
 
 
-def error_code_of(record: SourceRecord, envelope: DlqEnvelope | None) -> str:
+def error_code_of(record: ConsumedRecord, envelope: DlqEnvelope | None) -> str:
     """The error code a record is selected by; ``envelope`` is ``None`` for a non-envelope."""
     if envelope is not None:
         return effective_error_code(envelope, record.headers)
     return header_value(record.headers, ERROR_CODE_HEADER) or DEFAULT_ERROR_CODE
 
 
-def key_of(record: SourceRecord, envelope: DlqEnvelope | None) -> str | None:
+def key_of(record: ConsumedRecord, envelope: DlqEnvelope | None) -> str | None:
     """The key a record is selected by: ``originalKey``, else the record's own key."""
     if envelope is not None and envelope.original_key is not None:
         return envelope.original_key
