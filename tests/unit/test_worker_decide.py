@@ -2,8 +2,11 @@
 
 import pytest
 
+from dlq_operator.api import DeadLetterQueueSpec, RetryPolicySpec
 from dlq_operator.envelope import DlqEnvelope, ParkedReason, parse_timestamp
 from dlq_operator.errors import EnvelopeError
+from dlq_operator.reconcile.workload import worker_settings
+from dlq_operator.settings import WorkerSettings
 from dlq_operator.worker.decide import Park, Retry, RetryRules, decide
 
 FAILED_AT = "2024-05-01T10:00:00.000Z"
@@ -155,3 +158,26 @@ def test_the_foreign_check_comes_before_the_retry_rules() -> None:
     exhausted = envelope(retry_count=9, topic="__consumer_offsets")
     decision = decide(exhausted, [], RECORD_TS, RULES, source_topic=SOURCE)
     assert isinstance(decision, Park) and decision.reason is ParkedReason.FOREIGN_TOPIC
+
+
+def test_a_retry_policy_reaches_the_rules_through_the_worker_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy = RetryPolicySpec.model_validate(
+        {
+            "maxRetries": 5,
+            "backoff": {"initialDelay": "500ms", "maxDelay": "2m", "multiplier": 3, "jitter": 0.1},
+            "nonRetryableErrorCodes": ["VALIDATION_FAILED"],
+        }
+    )
+    spec = DeadLetterQueueSpec(source_topic=SOURCE)
+    for key, value in worker_settings("shop", "orders", spec, policy).environment().items():
+        monkeypatch.setenv(key, value)
+    assert RetryRules.from_settings(WorkerSettings()) == RetryRules(
+        max_retries=5,
+        initial_delay=0.5,
+        max_delay=120.0,
+        multiplier=3.0,
+        jitter=0.1,
+        non_retryable_error_codes=frozenset({"VALIDATION_FAILED"}),
+    )

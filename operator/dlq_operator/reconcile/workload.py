@@ -32,7 +32,9 @@ IMAGE_GROUP = 10001  # the Dockerfile's non-root group
 def worker_settings(
     namespace: str, name: str, spec: DeadLetterQueueSpec, policy: RetryPolicySpec
 ) -> WorkerSettings:
-    """The worker configuration that a DLQ and its RetryPolicy call for."""
+    """The worker configuration that a DLQ and its RetryPolicy call for: the one translation
+    of a RetryPolicy into the worker's settings (durations become seconds), which the worker
+    reads back as ``worker.decide.RetryRules.from_settings``."""
     return WorkerSettings(
         source_topic=spec.source_topic,
         dlq_topic=spec.topic_name,

@@ -14,12 +14,18 @@ from dlq_operator.envelope import (
     parse_timestamp,
 )
 from dlq_operator.errors import EnvelopeError
+from dlq_operator.settings import WorkerSettings
 from dlq_operator.worker.backoff import compute_backoff
 
 
 @dataclass(frozen=True, slots=True)
 class RetryRules:
     """The parts of a RetryPolicy the worker applies; delays in seconds.
+
+    A RetryPolicy reaches the worker in two steps, one function each:
+    ``reconcile.workload.worker_settings`` writes it into the worker's
+    :class:`~dlq_operator.settings.WorkerSettings` (its environment), and
+    :meth:`from_settings` reads these rules from them.
 
     Defaults are the original design's: 3 retries, 1 s doubling up to 60 s.
     """
@@ -30,6 +36,18 @@ class RetryRules:
     multiplier: float = 2.0
     jitter: float = 0.0
     non_retryable_error_codes: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> RetryRules:
+        """The rules of a worker's settings: whether a dead letter is retried, then when."""
+        return cls(
+            max_retries=settings.max_retries,
+            non_retryable_error_codes=frozenset(settings.non_retryable_error_codes),
+            initial_delay=settings.initial_delay_seconds,
+            max_delay=settings.max_delay_seconds,
+            multiplier=settings.multiplier,
+            jitter=settings.jitter,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,14 +110,7 @@ class RetryWorker:
         # The worker process passes the metrics it serves; without them, a registry nobody
         # reads.
         self.metrics = metrics or WorkerMetrics(CollectorRegistry())
-        self.rules = RetryRules(
-            max_retries=settings.max_retries,
-            initial_delay=settings.initial_delay_seconds,
-            max_delay=settings.max_delay_seconds,
-            multiplier=settings.multiplier,
-            jitter=settings.jitter,
-            non_retryable_error_codes=frozenset(settings.non_retryable_error_codes),
-        )
+        self.rules = RetryRules.from_settings(settings)
         self.clock = clock
         self.schedule = Schedule(settings.schedule_capacity)
         self.topic = settings.dlq_topic
