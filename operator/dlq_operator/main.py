@@ -1,6 +1,10 @@
 """The operator process: `dlq-operator run` (kopf) and `dlq-operator worker` (a retry worker).
 
-This is the only module with kopf decorators. Handlers live in :mod:`dlq_operator.handlers`.
+This is the only module that registers kopf handlers; they live in
+:mod:`dlq_operator.handlers`. Nothing is read from the environment at import: `run` reads
+the project's settings (:func:`~dlq_operator.settings.get_settings`, named ``project``
+here) and registers the handlers whose timing they set. ``settings`` is kopf's own
+(:class:`kopf.OperatorSettings`), as kopf names it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dlq_operator.reconcile.service import DlqReconciler
 from dlq_operator.reconcile.workload import WORKER_COMPONENT
 from dlq_operator.reprocess.controller import ReprocessController
 from dlq_operator.reprocess.metrics import ReprocessMetrics
-from dlq_operator.settings import get_settings
+from dlq_operator.settings import Settings, get_settings
 from dlq_operator.worker.process import run_worker
 
 DLQ = (API_GROUP, API_VERSION, DEAD_LETTER_QUEUE.plural)
@@ -47,15 +51,13 @@ WORKER_LABELS = {
     "app.kubernetes.io/managed-by": "dlq-operator",
 }
 
-settings = get_settings()
-
 
 @kopf.on.startup()
 async def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, dlq_bodies: kopf.Index, **_: Any
 ) -> None:
     """Connects the adapters once and configures kopf's bookkeeping under our own names."""
-    operator_settings = get_settings()
+    project = get_settings()
     settings.persistence.finalizer = FINALIZER
     # In the status (status.operator.*), not in annotations: a handler's status patch and
     # kopf's bookkeeping then go out as one status write instead of two writes.
@@ -70,22 +72,22 @@ async def startup(
             kube.annotate, plural, namespace, name, {RECONCILE_TRIGGER_ANNOTATION: why}
         )
 
-    admin = TopicAdmin(operator_settings.kafka)
+    admin = TopicAdmin(project.kafka)
     memo.kube = kube
     memo.nudge = nudge
-    memo.reconciler = DlqReconciler(admin, kube, operator_settings)
+    memo.reconciler = DlqReconciler(admin, kube, project)
     # The operator's metrics (the monitor's and the replays'), in the registry it serves.
     registry = process_registry()
-    memo.reprocess = ReprocessController(kube, operator_settings, ReprocessMetrics(registry))
-    if operator_settings.metrics_port:
-        start_http_server(operator_settings.metrics_port, registry=registry)
-    monitor_admin, monitor_reader = monitor_clients(operator_settings.kafka)
+    memo.reprocess = ReprocessController(kube, project, ReprocessMetrics(registry))
+    if project.metrics_port:
+        start_http_server(project.metrics_port, registry=registry)
+    monitor_admin, monitor_reader = monitor_clients(project.kafka)
     monitor = DepthMonitor(
         monitor_admin,
         kube,
-        [WebhookSinkConfig.model_validate(sink) for sink in operator_settings.alert_sinks],
+        [WebhookSinkConfig.model_validate(sink) for sink in project.alert_sinks],
         reader=monitor_reader,
-        interval=operator_settings.monitor_interval_seconds,
+        interval=project.monitor_interval_seconds,
         metrics=MonitorMetrics(registry),
         # kopf's live index of every DLQ: startup gets it already, filled as watches run.
         resources=lambda: [body for store in dlq_bodies.values() for body in store],
@@ -102,7 +104,8 @@ async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
     """kopf's own login (in-cluster or kubeconfig), through a bounded connection pool."""
     info = kopf.login_via_client(**kwargs)
     kinds = len((DLQ, POLICY, REPROCESS, WORKER_DEPLOYMENTS))
-    return pooled_session(info, watch_streams(settings.namespaces, kinds)) if info else None
+    namespaces = get_settings().namespaces
+    return pooled_session(info, watch_streams(namespaces, kinds)) if info else None
 
 
 @kopf.on.cleanup()
@@ -111,40 +114,42 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.monitor_task.cancel()
 
 
-# -- RetryPolicy -------------------------------------------------------------------------
-kopf.index(*POLICY, id="policy_specs")(policy_handlers.index_spec)
-kopf.on.resume(*POLICY)(
-    kopf.on.create(*POLICY)(kopf.on.update(*POLICY, field="spec")(policy_handlers.changed))
-)
-kopf.on.delete(*POLICY, optional=True)(policy_handlers.deleted)
-kopf.timer(*POLICY, interval=10, idle=5)(policy_handlers.count_users)
-
-# -- DeadLetterQueue ---------------------------------------------------------------------
-kopf.index(*DLQ, id="topic_claims")(dlq_handlers.index_topic_claim)
-kopf.index(*DLQ, id="policy_users")(dlq_handlers.index_policy_user)
-kopf.on.resume(*DLQ, when=dlq_handlers.not_paused)(
-    kopf.on.create(*DLQ, when=dlq_handlers.not_paused)(
-        kopf.on.update(*DLQ, when=dlq_handlers.not_paused)(dlq_handlers.reconcile)
+def register_handlers(project: Settings) -> None:
+    """Registers the handlers of the three kinds (and of the worker Deployments)."""
+    # -- RetryPolicy -------------------------------------------------------------------------
+    kopf.index(*POLICY, id="policy_specs")(policy_handlers.index_spec)
+    kopf.on.resume(*POLICY)(
+        kopf.on.create(*POLICY)(kopf.on.update(*POLICY, field="spec")(policy_handlers.changed))
     )
-)
-kopf.timer(
-    *DLQ,
-    interval=settings.resync_interval_seconds,
-    idle=settings.resync_interval_seconds,
-    when=dlq_handlers.not_paused,
-    id="resync",
-)(dlq_handlers.reconcile)
-kopf.timer(
-    *DLQ, interval=WORKER_CHECK_SECONDS, when=dlq_handlers.worker_pending, id="worker-check"
-)(dlq_handlers.reconcile)
-kopf.on.delete(*DLQ)(dlq_handlers.finalize)
-# Watched, never written (event handlers keep no state in the objects they see).
-kopf.on.event(*WORKER_DEPLOYMENTS, labels=WORKER_LABELS)(dlq_handlers.worker_changed)
-kopf.index(*DLQ, id="dlq_bodies")(dlq_handlers.index_body)
+    kopf.on.delete(*POLICY, optional=True)(policy_handlers.deleted)
+    kopf.timer(*POLICY, interval=10, idle=5)(policy_handlers.count_users)
 
-# -- ReprocessRequest ---------------------------------------------------------------------
-# Deleting a request stops its daemon between two batches; nothing to clean up after it.
-kopf.daemon(*REPROCESS, cancellation_timeout=30, initial_delay=0)(reprocess_handlers.replay)
+    # -- DeadLetterQueue ---------------------------------------------------------------------
+    kopf.index(*DLQ, id="topic_claims")(dlq_handlers.index_topic_claim)
+    kopf.index(*DLQ, id="policy_users")(dlq_handlers.index_policy_user)
+    kopf.on.resume(*DLQ, when=dlq_handlers.not_paused)(
+        kopf.on.create(*DLQ, when=dlq_handlers.not_paused)(
+            kopf.on.update(*DLQ, when=dlq_handlers.not_paused)(dlq_handlers.reconcile)
+        )
+    )
+    kopf.timer(
+        *DLQ,
+        interval=project.resync_interval_seconds,
+        idle=project.resync_interval_seconds,
+        when=dlq_handlers.not_paused,
+        id="resync",
+    )(dlq_handlers.reconcile)
+    kopf.timer(
+        *DLQ, interval=WORKER_CHECK_SECONDS, when=dlq_handlers.worker_pending, id="worker-check"
+    )(dlq_handlers.reconcile)
+    kopf.on.delete(*DLQ)(dlq_handlers.finalize)
+    # Watched, never written (event handlers keep no state in the objects they see).
+    kopf.on.event(*WORKER_DEPLOYMENTS, labels=WORKER_LABELS)(dlq_handlers.worker_changed)
+    kopf.index(*DLQ, id="dlq_bodies")(dlq_handlers.index_body)
+
+    # -- ReprocessRequest ---------------------------------------------------------------------
+    # Deleting a request stops its daemon between two batches; nothing to clean up after it.
+    kopf.daemon(*REPROCESS, cancellation_timeout=30, initial_delay=0)(reprocess_handlers.replay)
 
 
 cli = typer.Typer(
@@ -156,8 +161,10 @@ cli = typer.Typer(
 def run(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     """Run the operator (watches DeadLetterQueue, RetryPolicy and ReprocessRequest)."""
     configure_logging(verbose)
-    namespaces = settings.namespaces
-    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    project = get_settings()
+    register_handlers(project)
+    namespaces = project.namespaces
+    liveness = f"http://0.0.0.0:{project.health_port}/healthz" if project.health_port else None
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,

@@ -11,7 +11,7 @@ from dlq_operator.api import DEAD_LETTER_QUEUE, DeadLetterQueueSpec
 from dlq_operator.api.conditions import PROGRESSING, UNAVAILABLE, WORKER_READY, get_condition
 from dlq_operator.api.naming import PAUSED_ANNOTATION
 from dlq_operator.reconcile.service import DlqObject, Outcome
-from dlq_operator.reconcile.topics import TopicClaim, claimed_topics, topic_conflict
+from dlq_operator.reconcile.topics import TopicClaim, claimed_topics
 from dlq_operator.reconcile.workload import worker_verdict_changed
 
 
@@ -65,13 +65,10 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, topic_claims: kopf.Index, *
     that waited for one of this one's topics."""
     dlq = DlqObject.from_kopf(body)
     claims = claims_on_topics_of(body.spec, topic_claims)
-    spec = _valid_spec(body.spec)
-    keeps_topic = spec is not None and topic_conflict(dlq.claim, spec, claims) is None
-    deleted = await memo.reconciler.finalize(dlq, keeps_topic=keeps_topic)
+    deleted, others = await memo.reconciler.finalize(dlq, claims)
     if deleted:
         kopf.info(body, reason="Deleted", message=f"deleted {', '.join(deleted)}")
-    others = {(c.namespace, c.name) for c in claims} - {(dlq.namespace, dlq.name)}
-    for namespace, name in sorted(others):
+    for namespace, name in others:
         await memo.nudge(DEAD_LETTER_QUEUE.plural, namespace, name, f"topic released by {dlq.uid}")
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from dlq_operator.api import DEAD_LETTER_QUEUE, RetryPolicySpec
-from dlq_operator.api.conditions import ACCEPTED, State, set_state
+from dlq_operator.reconcile.policies import observed_status, policy_digest
 
 
 async def index_spec(
@@ -31,21 +28,10 @@ async def changed(
     configuration changed), and records the policy as observed."""
     meta = body.metadata
     users = sorted(policy_users.get((meta.namespace, meta.name), []))
-    digest = hashlib.sha256(json.dumps(dict(body.spec), sort_keys=True).encode()).hexdigest()[:16]
+    why = f"policy {meta.name} {policy_digest(body.spec)}"
     for user in users:
-        await memo.nudge(
-            DEAD_LETTER_QUEUE.plural, meta.namespace, user, f"policy {meta.name} {digest}"
-        )
-    patch.status["observedGeneration"] = meta.get("generation")
-    patch.status["usedBy"] = len(users)
-    patch.status["conditions"] = set_state(
-        body.status.get("conditions") or [],
-        State.READY,
-        ACCEPTED,
-        f"used by {len(users)} DeadLetterQueue(s)",
-        meta.get("generation"),
-        datetime.now(UTC),
-    )
+        await memo.nudge(DEAD_LETTER_QUEUE.plural, meta.namespace, user, why)
+    patch.status.update(observed_status(body.status, len(users), meta.get("generation")))
 
 
 async def deleted(body: kopf.Body, memo: kopf.Memo, policy_users: kopf.Index, **_: Any) -> None:

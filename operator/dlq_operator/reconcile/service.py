@@ -399,21 +399,26 @@ class DlqReconciler:
             # Named like the Deployment.
             await asyncio.to_thread(self.kube.delete_network_policy, dlq.namespace, deployment)
 
-    async def finalize(self, dlq: DlqObject, keeps_topic: bool) -> list[str]:
-        """Cleans up on deletion; returns what was deleted, for an Event.
+    async def finalize(
+        self, dlq: DlqObject, claims: list[TopicClaim]
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """Cleans up on deletion: (what was deleted, for an Event; the other DLQs that use
+        one of its topics, (namespace, name), to reconcile again now that it is gone).
 
-        ``keeps_topic`` is False when this DLQ lost a topic claim to another one: its topics
-        belong to the winner and are never deleted here.
+        A DLQ that lost a topic claim to another (see ``claims``) never deletes a topic:
+        the winner's it is. With deletionPolicy Delete only the topics the DLQ created go.
         """
         deleted = []
         if await asyncio.to_thread(
             self.kube.delete_deployment, dlq.namespace, worker_deployment_name(dlq.name)
         ):
             deleted.append(f"Deployment {worker_deployment_name(dlq.name)}")
+        others = sorted({(c.namespace, c.name) for c in claims} - {(dlq.namespace, dlq.name)})
         try:
             spec = DeadLetterQueueSpec.model_validate(dlq.spec)
         except ValidationError:
-            return deleted
+            return deleted, others
+        keeps_topic = topic_conflict(dlq.claim, spec, claims) is None
         if spec.deletion_policy is DeletionPolicy.DELETE and keeps_topic:
             # Only what this DLQ created: an adopted topic was someone's before it.
             created = set(dlq.status.get("createdTopics") or ())
@@ -421,7 +426,7 @@ class DlqReconciler:
             if names:
                 await self.topics.delete(names)
             deleted += [f"topic {name}" for name in names]
-        return deleted
+        return deleted, others
 
 
 def _after(plan: TopicPlan, before: TopicDescription | None) -> TopicDescription | None:
