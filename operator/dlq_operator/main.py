@@ -93,8 +93,8 @@ async def startup(
         resources=lambda: [body for store in dlq_bodies.values() for body in store],
     )
     memo.monitor_task = asyncio.create_task(monitor.run(), name="depth-monitor")
-    # What startup loaded lives as long as the process; frozen, the collector's full
-    # collections stop walking it (they made every other 1,000-DLQ monitor cycle ~2x slower).
+    # What startup loaded lives as long as the process: frozen, full collections skip it
+    # (README, "Differences from the original design").
     gc.collect()
     gc.freeze()
 

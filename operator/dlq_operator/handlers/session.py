@@ -1,9 +1,8 @@
 """kopf's HTTP session to the API server, with a bounded connection pool.
 
-kopf's default session opens connections without limit: a hundred DeadLetterQueues
-applied together made it open a hundred TLS connections at once (a full handshake each,
-on both sides, measured at a tenth of the API server's CPU in ``bench/reconcile.py``).
-A bounded pool keeps a few connections alive and queues the rest of the requests.
+kopf's default session opens connections without limit, a full TLS handshake each when
+many objects are applied at once. A bounded pool keeps a few connections alive and queues
+the rest of the requests (README, "Differences from the original design").
 """
 
 from __future__ import annotations
