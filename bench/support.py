@@ -19,15 +19,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.net.manager import KafkaConnectionManager
 from kubernetes import client
 from kubernetes.client import ApiClient
 
@@ -198,6 +201,35 @@ class TopicReader:
             for record in self._consumer.poll(timeout_ms=1000, max_records=1).get(partition, []):
                 return record.timestamp
         raise BenchError(f"could not read {partition.topic}/{partition.partition}@{offset}")
+
+
+# -- broker requests --------------------------------------------------------------------------
+
+_sent: Counter[str] = Counter()  # requests sent, by client id
+_sent_lock = threading.Lock()  # each client sends from its own IO thread
+
+
+def broker_requests(client_id: str) -> int:
+    """Requests sent so far by this process's kafka-python clients whose client id starts
+    with ``client_id`` (metadata refreshes included); counted from the first call on, so
+    take differences.
+
+    kafka-python keeps no such count, but every request of every client goes through one
+    method, ``KafkaConnectionManager.send`` (kafka-python 3.0.12), all but a connection's
+    own handshake (ApiVersions, SASL); wrapping it, for the whole process, counts exactly.
+    """
+    send = KafkaConnectionManager.send
+    if not getattr(send, "counted", False):
+
+        def counted_send(manager: KafkaConnectionManager, *args: Any, **kwargs: Any) -> Any:
+            with _sent_lock:
+                _sent[manager.config["client_id"]] += 1
+            return send(manager, *args, **kwargs)
+
+        counted_send.counted = True  # type: ignore[attr-defined]
+        KafkaConnectionManager.send = counted_send
+    with _sent_lock:
+        return sum(n for sender, n in _sent.items() if sender.startswith(client_id))
 
 
 # -- waiting and processes ---------------------------------------------------------------------

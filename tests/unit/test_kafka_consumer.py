@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from pytest_mock import MockerFixture
 
-from dlq_operator.kafka.consumer import finish_interrupted_join
+from dlq_operator.kafka._compat import finish_interrupted_join
 
 
 def consumer_with(join_task: object, mocker: MockerFixture) -> SimpleNamespace:

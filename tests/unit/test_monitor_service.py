@@ -65,7 +65,7 @@ class FakeWorld:
             "spec": {"sourceTopic": "orders"},
             "status": {},
         }
-        self.admin = mocker.Mock(requests_sent=0)
+        self.admin = mocker.Mock()
         self.admin.list_offsets.side_effect = lambda topics: {"orders.dlq": {0: (0, self.high)}}
         self.admin.committed_offsets.return_value = {}
         self.kube = mocker.Mock()

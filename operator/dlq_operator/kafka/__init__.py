@@ -13,6 +13,7 @@ of :mod:`.records`. Every kafka-python exception leaves as one of
 - :class:`GroupConsumer`: a consumer-group member with explicit commits.
 
 Clients connect on first use and reconnect by themselves once a broker is back.
+The few uses of kafka-python's private internals are all in :mod:`._compat`.
 """
 
 from dlq_operator.kafka.admin import (

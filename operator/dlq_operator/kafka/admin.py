@@ -28,7 +28,7 @@ from kafka.consumer import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from dlq_operator.errors import DlqError
-from dlq_operator.kafka.connection import RequestCounter, client_config, connect
+from dlq_operator.kafka.connection import client_config, connect
 from dlq_operator.kafka.errors import for_code, translate, translated
 from dlq_operator.kafka.offsets import OffsetRanges, PipelinedOffsets
 from dlq_operator.kafka.records import Partition
@@ -93,7 +93,6 @@ class TopicAdmin:
         self._config = client_config(settings, client_id)
         self._lock = threading.Lock()
         self._client: KafkaAdminClient | None = None
-        self._requests = RequestCounter()
         self._partition_cache_seconds = partition_cache_seconds
         # topic -> (when seen, its partitions)
         self._partition_cache: dict[str, tuple[float, list[TopicPartition]]] = {}
@@ -102,11 +101,6 @@ class TopicAdmin:
         self._offsets_lock = threading.Lock()
         self._offsets_client: KafkaConsumer | None = None
         self._offsets_pipeline: PipelinedOffsets | None = None
-
-    @property
-    def requests_sent(self) -> int:
-        """Requests sent to brokers so far, metadata refreshes included (for benchmarks)."""
-        return self._requests.sent
 
     def close(self) -> None:
         """Disconnect; a later call connects again."""
@@ -428,7 +422,6 @@ class TopicAdmin:
             client, network = connect(
                 KafkaConsumer, self._settings, group_id=None, enable_auto_commit=False, **config
             )
-            self._requests.watch(network)
             self._offsets_client = client
             self._offsets_pipeline = PipelinedOffsets(network)
         return self._offsets_client, self._offsets_pipeline
@@ -440,8 +433,7 @@ class TopicAdmin:
             return self._client
 
     def _connect(self) -> KafkaAdminClient:
-        client, network = connect(KafkaAdminClient, self._settings, **self._config)
-        self._requests.watch(network)
+        client, _ = connect(KafkaAdminClient, self._settings, **self._config)
         return client
 
     def _run(self, action: str, operation: Callable[[KafkaAdminClient], Result]) -> Result:

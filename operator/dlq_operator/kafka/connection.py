@@ -51,21 +51,3 @@ def connect(
         for client in created:
             client.close()
         raise
-
-
-class RequestCounter:
-    """Counts the requests kafka-python network clients send (they keep no count): every
-    request goes through one method, and wrapping it gives an exact count for free."""
-
-    def __init__(self) -> None:
-        self.sent = 0
-
-    def watch(self, network: KafkaNetClient) -> None:
-        manager = network._manager
-        send = manager.send
-
-        def counted_send(*args: Any, **kwargs: Any) -> Any:
-            self.sent += 1
-            return send(*args, **kwargs)
-
-        manager.send = counted_send

@@ -20,6 +20,7 @@ from kafka.consumer import KafkaConsumer
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from dlq_operator.kafka._compat import finish_interrupted_join
 from dlq_operator.kafka.connection import client_config, connect
 from dlq_operator.kafka.errors import translated
 from dlq_operator.kafka.records import ConsumedRecord, Partition, consumed
@@ -124,20 +125,6 @@ class GroupConsumer:
     def _translated(self, action: str) -> AbstractContextManager[None]:
         topics = ", ".join(self._topics)
         return translated(f"{action} ({topics})", self._settings.bootstrap_servers)
-
-
-def finish_interrupted_join(consumer: KafkaConsumer) -> None:
-    """Makes the next poll finish a group join that this poll's timeout interrupted.
-
-    kafka-python 3.0 starts a rejoin when the group leader sees the topic's partitions change
-    (as when a member first joins before it knows a new topic's partitions), without marking
-    that a rejoin is due. The leader records the new assignment's metadata while computing
-    it; a poll that times out before the SyncGroup answer then leaves a join that no later
-    poll awaits, and the member keeps its old, possibly empty, assignment for good.
-    """
-    coordinator = consumer._coordinator
-    if getattr(coordinator, "_join_task", None) is not None:
-        coordinator.request_rejoin()
 
 
 class _RebalanceListener(AsyncConsumerRebalanceListener):

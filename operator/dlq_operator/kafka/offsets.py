@@ -18,6 +18,8 @@ from kafka.net.compat import KafkaNetClient
 from kafka.protocol.consumer import IsolationLevel, ListOffsetsRequest, OffsetSpec
 from kafka.structs import TopicPartition
 
+from dlq_operator.kafka._compat import send_together
+
 OffsetRanges = dict[str, dict[int, tuple[int, int]]]
 """topic -> partition -> (low, high): the retained records are ``low .. high - 1``."""
 
@@ -40,7 +42,7 @@ class PipelinedOffsets:
         if self._built is None or self._built[0] != key:
             self._built = (key, _requests(partitions, leaders))
         requests = self._built[1]
-        responses = self._network._net.run(self._send_all, requests)
+        responses = send_together(self._network, [(node, req) for node, _, req in requests])
         lows: dict[str, dict[int, int]] = {}
         highs: dict[str, dict[int, int]] = {}
         for (_, earliest, _), response in zip(requests, responses, strict=True):
@@ -61,11 +63,6 @@ class PipelinedOffsets:
         if sum(map(len, ranges.values())) != len(partitions):
             return None
         return ranges
-
-    async def _send_all(self, requests: _Requests) -> list[Any]:
-        manager = self._network._manager
-        futures = [manager.send(request, node_id=node) for node, _, request in requests]
-        return [await future for future in futures]
 
 
 def _requests(partitions: list[TopicPartition], leaders: tuple[int, ...]) -> _Requests:

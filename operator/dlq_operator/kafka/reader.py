@@ -11,7 +11,7 @@ from kafka.consumer import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from dlq_operator.errors import KafkaUnavailable, TopicNotFound
-from dlq_operator.kafka.connection import RequestCounter, client_config, connect
+from dlq_operator.kafka.connection import client_config, connect
 from dlq_operator.kafka.errors import translated
 from dlq_operator.kafka.records import ConsumedRecord, consumed
 from dlq_operator.settings import KafkaSettings
@@ -53,12 +53,6 @@ class RecordReader:
             isolation_level="read_committed",
         )
         self._consumer: KafkaConsumer | None = None
-        self._requests = RequestCounter()
-
-    @property
-    def requests_sent(self) -> int:
-        """Requests sent to brokers so far (for benchmarks)."""
-        return self._requests.sent
 
     def partitions_for(self, topic: str) -> list[int]:
         """The partitions of ``topic``; :class:`TopicNotFound` when it does not exist."""
@@ -201,8 +195,7 @@ class RecordReader:
 
     def _connected(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer, network = connect(KafkaConsumer, self._settings, **self._config)
-            self._requests.watch(network)
+            self._consumer, _ = connect(KafkaConsumer, self._settings, **self._config)
         return self._consumer
 
     def _translated(self, action: str) -> AbstractContextManager[None]:

@@ -79,7 +79,6 @@ class CycleReport:
     skipped: int = 0  # quiet DLQs whose inputs did not change
     patches: int = 0
     notifications: int = 0
-    broker_requests: int = 0
     seconds: float = 0.0
     error: str | None = None
     patched: list[tuple[str, str]] = field(default_factory=list)
@@ -142,7 +141,6 @@ class DepthMonitor:
     async def cycle(self) -> CycleReport:
         """One measurement of every DLQ."""
         started = time.monotonic()
-        requests_before = self._requests_sent()
         report = CycleReport()
         resources = [
             self._freshest(r)
@@ -173,7 +171,7 @@ class DepthMonitor:
                 for r, _ in checked
             ]
             await self._apply(patches, report)
-            return self._finish(report, started, requests_before)
+            return self._finish(report, started)
 
         now = self.now()
         previous_cycle, self.measured_at = self.measured_at, now
@@ -224,11 +222,10 @@ class DepthMonitor:
             if quiet is not None:
                 self.quiet[target.key] = quiet
         await self._apply(patches, report)
-        return self._finish(report, started, requests_before)
+        return self._finish(report, started)
 
-    def _finish(self, report: CycleReport, started: float, requests_before: int) -> CycleReport:
+    def _finish(self, report: CycleReport, started: float) -> CycleReport:
         report.seconds = time.monotonic() - started
-        report.broker_requests = self._requests_sent() - requests_before
         self.metrics.check_duration.observe(report.seconds)
         return report
 
@@ -294,9 +291,6 @@ class DepthMonitor:
         if sample is not None and previous_cycle is not None:
             self.samples[target.key] = replace(sample, at=previous_cycle)
         return False
-
-    def _requests_sent(self) -> int:
-        return self.admin.requests_sent + (self.reader.requests_sent if self.reader else 0)
 
     async def _read_timestamps(self, firsts: list[dict[tuple[str, int], int]]) -> None:
         """Timestamps of the first unresolved records, read only where a position moved
