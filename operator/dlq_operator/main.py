@@ -150,6 +150,9 @@ def register_handlers(project: Settings) -> None:
     # -- ReprocessRequest ---------------------------------------------------------------------
     # Deleting a request stops its daemon between two batches; nothing to clean up after it.
     kopf.daemon(*REPROCESS, cancellation_timeout=30, initial_delay=0)(reprocess_handlers.replay)
+    # Watched, never written: what wakes a waiting request or stops a replay, instead of polls.
+    kopf.on.event(*REPROCESS, field="spec.suspend", value=True)(reprocess_handlers.suspended)
+    kopf.on.event(*DLQ, when=reprocess_handlers.queue_awaited)(reprocess_handlers.queue_changed)
 
 
 cli = typer.Typer(

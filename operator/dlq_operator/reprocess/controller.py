@@ -10,13 +10,20 @@ race on its resolved watermarks and surprise whoever reads the target); the othe
 ``Pending``. So does a request whose DeadLetterQueue, or its topic, is not there yet:
 objects applied together arrive in any order, and the request starts once its queue's
 topic is ready. ``spec.suspend`` or deleting the request cancels it between two batches.
+
+Nothing here polls. A waiting request writes its status once per reason and sleeps until
+something it waits for may have changed: the request replaying its queue ends, or the
+handlers report an event of its DeadLetterQueue (:meth:`ReprocessController.queue_changed`)
+or a suspend (:meth:`ReprocessController.request_suspended`); kopf's daemon flag reports
+that the operator stops or the request was deleted. The same wake-ups stop a running
+replay through its :class:`RequestSignals`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,8 +67,6 @@ _FINAL_STATES = {
     ReprocessPhase.FAILED: State.STALLED,
     ReprocessPhase.CANCELLED: State.READY,
 }
-# How often a waiting request looks again at what it waits for.
-WAIT_POLL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,22 +77,22 @@ class RequestRef:
     generation: int
 
 
-class StopSignal:
-    """Cancels a replay between batches: the request is suspended or deleted, or the
-    operator stops. Read from the replay's thread, so it only reads plain flags."""
+class RequestSignals:
+    """What ends one request's wait or replay early, set from the event loop.
 
-    def __init__(self, stopping: Callable[[], bool], suspended: Callable[[], bool]) -> None:
-        self.stopping = stopping
-        self.suspended = suspended
+    ``stop`` is set when kopf stops the request's daemon (the operator stops, the request
+    was deleted) or the request is suspended. The replay's thread checks it between batches
+    and sleeps on it (rate limit, retry pauses), so a set ``stop`` ends those sleeps at once.
+    ``changed`` wakes a waiting request to look again at what it waits for.
+    """
 
-    def is_set(self) -> bool:
-        return self.stopping() or self.suspended()
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.changed = asyncio.Event()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        deadline = time.monotonic() + (timeout or 0.0)
-        while not self.is_set() and time.monotonic() < deadline:
-            time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
-        return self.is_set()
+    def set_stop(self) -> None:
+        self.stop.set()
+        self.changed.set()
 
 
 class ReprocessController:
@@ -101,17 +106,26 @@ class ReprocessController:
         # The operator passes the metrics it serves; without them, a registry nobody reads.
         self.metrics = metrics or ReprocessMetrics(CollectorRegistry())
         self.running: dict[tuple[str, str], str] = {}  # (namespace, DLQ) -> request name
+        self._requests: dict[tuple[str, str], RequestSignals] = {}  # (namespace, request)
+        self._waiting: dict[tuple[str, str], set[RequestSignals]] = {}  # (namespace, DLQ)
 
     async def run(
         self,
         body: Mapping[str, Any],
         stopping: Callable[[], bool],
         deleted: Callable[[], bool],
+        until_stopped: Callable[[], Awaitable[object]],
     ) -> None:
         """Takes the request from wherever its status says to a terminal phase (or leaves
-        it Running when the operator stops)."""
+        it Running when the operator stops). ``until_stopped`` returns once kopf stops the
+        request's daemon (its ``stopped.wait``); ``stopping`` and ``deleted`` tell why."""
         meta, status = body["metadata"], body.get("status") or {}
-        ref = RequestRef(meta["namespace"], meta["name"], meta["uid"], meta.get("generation", 1))
+        ref = RequestRef(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            generation=meta.get("generation", 1),
+        )
         if status.get("phase") in TERMINAL_PHASES:
             return
         spec = ReprocessRequestSpec.model_validate(body["spec"])
@@ -124,55 +138,127 @@ class ReprocessController:
                 ref, status, ReprocessPhase.CANCELLED, "suspended before it started", None
             )
             return
-        queue = spec.dead_letter_queue_ref.name
-        slot = (ref.namespace, queue)
-        waiting_for = None  # the reason last written, so a wait writes its status once
-        while True:
-            dlq = await asyncio.to_thread(
-                self.kube.get_object, DEAD_LETTER_QUEUE.plural, ref.namespace, queue
-            )
-            reason, message = _waits_for(dlq, queue, ref.namespace)
-            if reason is None and self.running.get(slot, ref.name) != ref.name:
-                reason = WAITING_FOR_OTHER_REQUEST
-                message = (
-                    f"ReprocessRequest {self.running[slot]} is replaying {queue}; this one waits"
-                )
-            if reason is None:
-                break
-            if reason != waiting_for:
-                await self._write(
-                    ref,
-                    status,
-                    {"phase": ReprocessPhase.PENDING.value},
-                    State.RECONCILING,
-                    reason,
-                    message,
-                )
-                waiting_for = reason
-            await asyncio.sleep(WAIT_POLL_SECONDS)
-            if stopping() or deleted():
-                return
-            if suspended():
-                await self._finish(ref, status, ReprocessPhase.CANCELLED, "suspended", None)
-                return
-        assert dlq is not None  # _waits_for waits while there is none
-        self.running[slot] = ref.name
-        self.metrics.running.inc()
+        # No await since the check above: a suspend from here on reaches request_suspended.
+        signals = self._requests[(ref.namespace, ref.name)] = RequestSignals()
+        kopf_stop = asyncio.create_task(_stop_when(until_stopped, signals))
         try:
-            await self._replay(
-                ref, spec, dlq, status, StopSignal(stopping, suspended), deleted, stopping
+            queue = spec.dead_letter_queue_ref.name
+            dlq = await self._wait_for_turn(
+                ref,
+                queue=queue,
+                status=status,
+                signals=signals,
+                stopped=lambda: stopping() or deleted(),
+                suspended=suspended,
             )
+            if dlq is None:
+                return
+            slot = (ref.namespace, queue)
+            self.running[slot] = ref.name
+            self.metrics.running.inc()
+            try:
+                await self._replay(
+                    ref,
+                    spec=spec,
+                    dlq=dlq,
+                    status=status,
+                    cancel=signals.stop,
+                    deleted=deleted,
+                    stopping=stopping,
+                )
+            finally:
+                self.metrics.running.dec()
+                self.running.pop(slot, None)
+                self.queue_changed(*slot)  # the next request's turn
         finally:
-            self.metrics.running.dec()
-            self.running.pop(slot, None)
+            # Also when kopf cancels this task: the replay's thread, left running, stops at
+            # its next batch.
+            signals.set_stop()
+            kopf_stop.cancel()
+            if self._requests.get((ref.namespace, ref.name)) is signals:
+                del self._requests[(ref.namespace, ref.name)]
+
+    def request_suspended(self, namespace: str, name: str) -> None:
+        """``spec.suspend`` is set on request ``name``: its wait or replay stops now."""
+        signals = self._requests.get((namespace, name))
+        if signals is not None:
+            signals.set_stop()
+
+    def waits_for(self, namespace: str, queue: str) -> bool:
+        """Whether a request waits for DeadLetterQueue ``queue`` (or for its turn on it)."""
+        return bool(self._waiting.get((namespace, queue)))
+
+    def queue_changed(self, namespace: str, queue: str) -> None:
+        """Something a request waiting for ``queue`` waits for may have changed: the queue
+        or its topic, or which request replays it. Each such request looks again."""
+        for signals in self._waiting.get((namespace, queue), ()):
+            signals.changed.set()
+
+    async def _wait_for_turn(
+        self,
+        ref: RequestRef,
+        *,
+        queue: str,
+        status: Mapping[str, Any],
+        signals: RequestSignals,
+        stopped: Callable[[], bool],
+        suspended: Callable[[], bool],
+    ) -> Mapping[str, Any] | None:
+        """The request's DeadLetterQueue once its topic is ready and no other request
+        replays it; None when kopf stopped the request or it was suspended meanwhile.
+
+        The status is written once per reason for waiting. Between two looks the request
+        sleeps on ``signals.changed``, which it clears before it looks: whatever changes
+        while it looks wakes it again at once.
+        """
+        slot = (ref.namespace, queue)
+        waiting = self._waiting.setdefault(slot, set())
+        waiting.add(signals)
+        waiting_for = None  # the reason last written
+        try:
+            while True:
+                signals.changed.clear()
+                dlq = await asyncio.to_thread(
+                    self.kube.get_object, DEAD_LETTER_QUEUE.plural, ref.namespace, queue
+                )
+                reason, message = _waits_for(dlq, queue, ref.namespace)
+                if reason is None and self.running.get(slot, ref.name) != ref.name:
+                    reason = WAITING_FOR_OTHER_REQUEST
+                    message = (
+                        f"ReprocessRequest {self.running[slot]} is replaying {queue}; this one "
+                        "waits"
+                    )
+                if reason is None:
+                    return dlq
+                if reason != waiting_for:
+                    await self._write(
+                        ref,
+                        status,
+                        {"phase": ReprocessPhase.PENDING.value},
+                        State.RECONCILING,
+                        reason,
+                        message,
+                    )
+                    waiting_for = reason
+                await signals.changed.wait()
+                if stopped():
+                    return None
+                if signals.stop.is_set() or suspended():
+                    await self._finish(ref, status, ReprocessPhase.CANCELLED, "suspended", None)
+                    return None
+        finally:
+            waiting.discard(signals)
+            if not waiting:
+                self._waiting.pop(slot, None)
 
     async def _replay(
         self,
         ref: RequestRef,
+        *,
         spec: ReprocessRequestSpec,
         dlq: Mapping[str, Any],
         status: Mapping[str, Any],
-        stop: StopSignal,
+        cancel: threading.Event,
         deleted: Callable[[], bool],
         stopping: Callable[[], bool],
     ) -> None:
@@ -221,7 +307,7 @@ class ReprocessController:
                 reprocessed_by=reprocessed_by_request(ref.namespace, ref.name),
                 progress=progress,
                 checkpointer=_Checkpointer(save),
-                cancel=stop,
+                cancel=cancel,
                 resolved_group=resolved_group_name(ref.namespace, spec.dead_letter_queue_ref.name),
             )
         except DlqError as exc:
@@ -329,6 +415,14 @@ def _target(
             "or ask the platform team for a grant (chart value tenancy.topicGrants)."
         )
     return spec.target.model_copy(update={"topic": topic}), None
+
+
+async def _stop_when(
+    until_stopped: Callable[[], Awaitable[object]], signals: RequestSignals
+) -> None:
+    """Sets the request's stop once kopf stops its daemon."""
+    await until_stopped()
+    signals.set_stop()
 
 
 class _Checkpointer:
