@@ -26,6 +26,13 @@ from kafka.admin import (
 )
 from kafka.consumer import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from dlq_operator.errors import DlqError
 from dlq_operator.kafka.connection import client_config, connect
@@ -439,32 +446,35 @@ class TopicAdmin:
     def _run(self, action: str, operation: Callable[[KafkaAdminClient], Result]) -> Result:
         """Run an operation, waiting briefly while the client has no broker it may talk to
         (connecting, or backing off after a failed connect)."""
-        deadline = time.monotonic() + _NODE_NOT_READY_WAIT_SECONDS
+        retrying = Retrying(
+            retry=retry_if_exception_type(kafka_errors.NodeNotReadyError),
+            stop=stop_after_delay(_NODE_NOT_READY_WAIT_SECONDS),
+            wait=wait_fixed(_NODE_NOT_READY_RETRY_SECONDS),
+            reraise=True,
+        )
         with translated(action, self._settings.bootstrap_servers):
-            while True:
-                try:
-                    return operation(self._client_or_connect())
-                except kafka_errors.NodeNotReadyError:
-                    if time.monotonic() >= deadline:
-                        raise
-                time.sleep(_NODE_NOT_READY_RETRY_SECONDS)
+            return retrying(lambda: operation(self._client_or_connect()))
 
     def _with_coordinator(
         self, action: str, operation: Callable[[KafkaAdminClient], Result]
     ) -> Result:
         """Run a group operation, waiting out a coordinator that is moving or loading."""
-        deadline = time.monotonic() + self._settings.request_timeout_ms / 1000
+
+        def forget_moved_coordinator(attempt: RetryCallState) -> None:
+            # The client never forgets a coordinator: a new one asks again (see the module doc).
+            error = attempt.outcome.exception() if attempt.outcome else None
+            if not isinstance(error, kafka_errors.CoordinatorLoadInProgressError):
+                self.close()
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_COORDINATOR_MOVING),
+            stop=stop_after_delay(self._settings.request_timeout_ms / 1000),
+            wait=wait_fixed(_COORDINATOR_RETRY_SECONDS),
+            before_sleep=forget_moved_coordinator,
+            reraise=True,
+        )
         with translated(action, self._settings.bootstrap_servers):
-            while True:
-                admin = self._client_or_connect()
-                try:
-                    return operation(admin)
-                except _COORDINATOR_MOVING as exc:
-                    if time.monotonic() >= deadline:
-                        raise
-                    if not isinstance(exc, kafka_errors.CoordinatorLoadInProgressError):
-                        self.close()
-                time.sleep(_COORDINATOR_RETRY_SECONDS)
+            return retrying(lambda: operation(self._client_or_connect()))
 
     def _translate(self, exc: kafka_errors.KafkaError, action: str) -> Exception:
         return translate(exc, action, self._settings.bootstrap_servers)

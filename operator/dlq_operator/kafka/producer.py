@@ -27,6 +27,7 @@ from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka.producer import KafkaProducer
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_never, wait_fixed
 
 from dlq_operator.envelope import KafkaRecord
 from dlq_operator.errors import DlqError, KafkaUnavailable, TopicNotFound
@@ -169,19 +170,22 @@ class RecordProducer:
         if session is None:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def flush_until_deadline() -> None:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+            session.producer.flush(remaining)
+
+        # After splitting a batch the broker found too large, kafka-python reports the
+        # original batch "not done"; its records travel in new batches by then, which the
+        # next flush waits for.
+        retrying = Retrying(
+            retry=retry_if_exception_type(kafka_errors.UnknownError),
+            stop=stop_never if timeout is None else stop_after_delay(timeout),
+            wait=wait_fixed(0.01),
+            reraise=True,
+        )
         with translated("flush", self._settings.bootstrap_servers):
-            while True:
-                remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
-                try:
-                    session.producer.flush(remaining)
-                    return
-                except kafka_errors.UnknownError:
-                    # After splitting a batch the broker found too large, kafka-python
-                    # reports the original batch "not done"; its records travel in new
-                    # batches by then, which the next flush waits for.
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise
-                    time.sleep(0.01)
+            retrying(flush_until_deadline)
 
     def close(self, timeout: float | None = None) -> None:
         """Send what is queued, waiting up to ``timeout`` seconds, then disconnect."""

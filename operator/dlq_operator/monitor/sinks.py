@@ -28,6 +28,13 @@ from typing import Any, Literal, NamedTuple
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from dlq_operator.api.common import format_timestamp
 from dlq_operator.api.conditions import DEPTH_CRITICAL, DEPTH_WARNING
@@ -196,6 +203,13 @@ def _retryable(status_code: int) -> bool:
     return status_code == 429 or status_code >= 500
 
 
+class _Answer(NamedTuple):
+    """One attempt: the error (None once delivered) and whether to try again."""
+
+    error: str | None
+    retry: bool = False
+
+
 async def _post_with_retries(
     client: httpx.AsyncClient,
     config: WebhookSinkConfig,
@@ -205,24 +219,30 @@ async def _post_with_retries(
 ) -> tuple[int, str | None]:
     """(attempts made, error or None). Errors are described without the URL."""
     headers = {key: value.get_secret_value() for key, value in config.headers.items()}
-    error: str | None = None
-    for attempt in range(1, config.max_attempts + 1):
+
+    async def post() -> _Answer:
         try:
             async with asyncio.timeout(config.timeout_seconds):
                 response = await client.post(
                     url, json=body, headers=headers, timeout=config.timeout_seconds
                 )
         except (httpx.TransportError, TimeoutError) as exc:
-            error = type(exc).__name__
-        else:
-            if response.is_success:
-                return attempt, None
-            error = f"HTTP {response.status_code}"
-            if not _retryable(response.status_code):
-                return attempt, error
-        if attempt < config.max_attempts:
-            await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
-    return config.max_attempts, error
+            return _Answer(type(exc).__name__, retry=True)
+        if response.is_success:
+            return _Answer(None)
+        return _Answer(f"HTTP {response.status_code}", retry=_retryable(response.status_code))
+
+    # Unreachable, timed out, 429 or 5xx: tried again after backoff_seconds, doubling.
+    retrying = AsyncRetrying(
+        retry=retry_if_result(lambda answer: answer.retry),
+        stop=stop_after_attempt(config.max_attempts),
+        wait=wait_exponential(multiplier=backoff_seconds),
+    )
+    try:
+        answer: _Answer = await retrying(post)
+    except RetryError as exhausted:
+        answer = exhausted.last_attempt.result()
+    return retrying.statistics["attempt_number"], answer.error
 
 
 async def _deliver(

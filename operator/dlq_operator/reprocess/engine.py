@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol, TypeVar
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from dlq_operator.api import MessageSelector, ReplaySample, ReprocessPhase, ReprocessTarget
 from dlq_operator.envelope import DlqEnvelope, KafkaRecord, decode_record
 from dlq_operator.errors import DlqError, EnvelopeError
@@ -306,18 +308,24 @@ class _Replay:
         self.checkpointer.save(self.progress)
 
     def _retrying(self, what: str, call: Callable[[], _T]) -> _T:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return call()
-            except DlqError as exc:
-                error = exc
-            if attempt < self.attempts:
-                self.sleep(self.retry_pause * 2 ** (attempt - 1))
-                self._stop_if_cancelled()
-        message = (
-            f"{what} failed {self.attempts} times, last with: {error}; so far {self._counts()}."
+        def pause(seconds: float) -> None:
+            self.sleep(seconds)
+            self._stop_if_cancelled()
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(DlqError),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.retry_pause),
+            sleep=pause,
+            reraise=True,
         )
-        raise _Stop(ReplayOutcome(ReprocessPhase.FAILED, self.progress, message))
+        try:
+            return retrying(call)
+        except DlqError as error:
+            message = (
+                f"{what} failed {self.attempts} times, last with: {error}; so far {self._counts()}."
+            )
+            raise _Stop(ReplayOutcome(ReprocessPhase.FAILED, self.progress, message)) from None
 
     def _stop_if_cancelled(self) -> None:
         if self.cancel.is_set():
