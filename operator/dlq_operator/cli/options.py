@@ -40,6 +40,10 @@ BootstrapServers = Annotated[
     ),
 ]
 DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
+Topic = Annotated[
+    str,
+    typer.Argument(metavar="TOPIC", help="The dead-letter (or parked) topic.", show_default=False),
+]
 Partitions = Annotated[
     list[int] | None,
     typer.Option("--partition", "-p", min=0, metavar="P", help="Only this partition (repeatable)."),

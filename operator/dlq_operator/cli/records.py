@@ -18,6 +18,7 @@ from dlq_operator.cli.options import (
     Force,
     Output,
     Partitions,
+    Topic,
     kafka_settings,
     position_parser,
 )
@@ -44,11 +45,6 @@ from dlq_operator.settings import KafkaSettings
 
 CLIENT_ID = "dlq-admin"
 ERROR_WIDTH = 50
-
-Topic = Annotated[
-    str,
-    typer.Argument(metavar="TOPIC", help="The dead-letter (or parked) topic.", show_default=False),
-]
 
 
 def list_command(

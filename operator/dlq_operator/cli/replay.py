@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -53,6 +54,7 @@ from dlq_operator.cli.options import (
     Namespace,
     Output,
     Partitions,
+    Topic,
     header_parser,
     kafka_settings,
     moment_parser,
@@ -89,129 +91,159 @@ _EXIT_CODES = {
     ReprocessPhase.FAILED: ExitCode.FAILED,
 }
 
+# -- the options, each parsed into the value the replay takes ------------------------------
+RecordPosition = Annotated[
+    Position | None,
+    typer.Argument(
+        parser=position_parser,
+        metavar="PARTITION:OFFSET",
+        help="Replay only this record; a bare OFFSET when only one partition holds it.",
+        show_default=False,
+    ),
+]
+FromOffset = Annotated[
+    int | None,
+    typer.Option(min=0, metavar="OFFSET", help="Only offsets from this one on, in each partition."),
+]
+ToOffset = Annotated[
+    int | None,
+    typer.Option(min=0, metavar="OFFSET", help="Only offsets up to this one (inclusive)."),
+]
+Since = Annotated[
+    datetime | None,
+    typer.Option(
+        parser=moment_parser,
+        metavar="TIME",
+        help="Only records put on the topic at or after TIME: ISO-8601 (UTC unless "
+        "it has a zone) or a time ago (30m, 2h, 3d).",
+    ),
+]
+Until = Annotated[
+    datetime | None,
+    typer.Option(parser=moment_parser, metavar="TIME", help="Only records before TIME."),
+]
+ErrorCodes = Annotated[
+    list[str] | None,
+    typer.Option("--error-code", metavar="CODE", help="Only this error code (repeatable)."),
+]
+Keys = Annotated[
+    list[str] | None, typer.Option("--key", metavar="KEY", help="Only this key (repeatable).")
+]
+Headers = Annotated[
+    list[HeaderMatch] | None,
+    typer.Option(
+        "--header",
+        parser=header_parser,
+        metavar="NAME=VALUE",
+        help="Only records with this header value (repeatable; all must match).",
+    ),
+]
+MaxMessages = Annotated[
+    int | None, typer.Option("--max", min=1, metavar="N", help="Replay at most N records.")
+]
+Rate = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        metavar="PER_SECOND",
+        help="At most this many records per second; 0: unthrottled.",
+    ),
+]
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", metavar=FLAG, help="Only count what matches and show samples."),
+]
+TargetTopic = Annotated[
+    str | None,
+    typer.Option(metavar="TOPIC", help="Send every record here instead of to its original topic."),
+]
+KeepRetryCount = Annotated[
+    bool,
+    typer.Option(
+        "--keep-retry-count",
+        metavar=FLAG,
+        help="Keep x-retry-count instead of resetting it to 0.",
+    ),
+]
+Source = Annotated[
+    ReprocessSource | None,
+    typer.Option(
+        metavar="dlq|parked",
+        help="Replay from the topic (dlq) or its parked topic <topic>.parked.",
+    ),
+]
+QueueName = Annotated[
+    str | None,
+    typer.Option(
+        "--dlq",
+        metavar="NAME",
+        help="The DeadLetterQueue the topic belongs to: what is replayed counts as "
+        "resolved for it. Required with --via-cluster.",
+    ),
+]
+ViaCluster = Annotated[
+    bool,
+    typer.Option(
+        "--via-cluster",
+        metavar=FLAG,
+        help="Create a ReprocessRequest instead of replaying here.",
+    ),
+]
+RequestName = Annotated[
+    str | None,
+    typer.Option(
+        "--name", metavar="NAME", help="Name of the ReprocessRequest. Default: generated."
+    ),
+]
+Watch = Annotated[
+    bool,
+    typer.Option(
+        "--watch", metavar=FLAG, help="With --via-cluster: follow the request to its end."
+    ),
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayOrder:
+    """What one ``reprocess`` replays, where to and how fast: its options, parsed once."""
+
+    topic: str  # the dead-letter or parked topic to read
+    selector: MessageSelector
+    target: ReprocessTarget
+    rate_limit: RateLimit
+    dry_run: bool
+
+    def only(self, partition: int, offset: int) -> ReplayOrder:
+        """This order narrowed to the one record at ``partition:offset``."""
+        selector = MessageSelector.model_validate(
+            self.selector.model_dump()
+            | {"partitions": [partition], "fromOffset": offset, "toOffset": offset}
+        )
+        return replace(self, selector=selector)
+
 
 def reprocess_command(
-    topic: Annotated[
-        str,
-        typer.Argument(
-            metavar="TOPIC", help="The dead-letter (or parked) topic.", show_default=False
-        ),
-    ],
-    position: Annotated[
-        Position | None,
-        typer.Argument(
-            parser=position_parser,
-            metavar="PARTITION:OFFSET",
-            help="Replay only this record; a bare OFFSET when only one partition holds it.",
-            show_default=False,
-        ),
-    ] = None,
+    topic: Topic,
+    position: RecordPosition = None,
     partitions: Partitions = None,
-    from_offset: Annotated[
-        int | None,
-        typer.Option(
-            min=0, metavar="OFFSET", help="Only offsets from this one on, in each partition."
-        ),
-    ] = None,
-    to_offset: Annotated[
-        int | None,
-        typer.Option(min=0, metavar="OFFSET", help="Only offsets up to this one (inclusive)."),
-    ] = None,
-    since: Annotated[
-        datetime | None,
-        typer.Option(
-            parser=moment_parser,
-            metavar="TIME",
-            help="Only records put on the topic at or after TIME: ISO-8601 (UTC unless "
-            "it has a zone) or a time ago (30m, 2h, 3d).",
-        ),
-    ] = None,
-    until: Annotated[
-        datetime | None,
-        typer.Option(parser=moment_parser, metavar="TIME", help="Only records before TIME."),
-    ] = None,
-    error_codes: Annotated[
-        list[str] | None,
-        typer.Option("--error-code", metavar="CODE", help="Only this error code (repeatable)."),
-    ] = None,
-    keys: Annotated[
-        list[str] | None, typer.Option("--key", metavar="KEY", help="Only this key (repeatable).")
-    ] = None,
-    headers: Annotated[
-        list[HeaderMatch] | None,
-        typer.Option(
-            "--header",
-            parser=header_parser,
-            metavar="NAME=VALUE",
-            help="Only records with this header value (repeatable; all must match).",
-        ),
-    ] = None,
-    max_messages: Annotated[
-        int | None, typer.Option("--max", min=1, metavar="N", help="Replay at most N records.")
-    ] = None,
-    rate: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            metavar="PER_SECOND",
-            help="At most this many records per second; 0: unthrottled.",
-        ),
-    ] = 0.0,
-    dry_run: Annotated[
-        bool,
-        typer.Option("--dry-run", metavar=FLAG, help="Only count what matches and show samples."),
-    ] = False,
-    target_topic: Annotated[
-        str | None,
-        typer.Option(
-            metavar="TOPIC", help="Send every record here instead of to its original topic."
-        ),
-    ] = None,
-    keep_retry_count: Annotated[
-        bool,
-        typer.Option(
-            "--keep-retry-count",
-            metavar=FLAG,
-            help="Keep x-retry-count instead of resetting it to 0.",
-        ),
-    ] = False,
-    source: Annotated[
-        ReprocessSource | None,
-        typer.Option(
-            metavar="dlq|parked",
-            help="Replay from the topic (dlq) or its parked topic <topic>.parked.",
-        ),
-    ] = None,
-    dlq: Annotated[
-        str | None,
-        typer.Option(
-            "--dlq",
-            metavar="NAME",
-            help="The DeadLetterQueue the topic belongs to: what is replayed counts as "
-            "resolved for it. Required with --via-cluster.",
-        ),
-    ] = None,
+    from_offset: FromOffset = None,
+    to_offset: ToOffset = None,
+    since: Since = None,
+    until: Until = None,
+    error_codes: ErrorCodes = None,
+    keys: Keys = None,
+    headers: Headers = None,
+    max_messages: MaxMessages = None,
+    rate: Rate = 0.0,
+    dry_run: DryRun = False,
+    target_topic: TargetTopic = None,
+    keep_retry_count: KeepRetryCount = False,
+    source: Source = None,
+    dlq: QueueName = None,
     namespace: Namespace = None,
-    via_cluster: Annotated[
-        bool,
-        typer.Option(
-            "--via-cluster",
-            metavar=FLAG,
-            help="Create a ReprocessRequest instead of replaying here.",
-        ),
-    ] = False,
-    request_name: Annotated[
-        str | None,
-        typer.Option(
-            "--name", metavar="NAME", help="Name of the ReprocessRequest. Default: generated."
-        ),
-    ] = None,
-    watch: Annotated[
-        bool,
-        typer.Option(
-            "--watch", metavar=FLAG, help="With --via-cluster: follow the request to its end."
-        ),
-    ] = False,
+    via_cluster: ViaCluster = False,
+    request_name: RequestName = None,
+    watch: Watch = False,
     output: Output = OutputFormat.TABLE,
     bootstrap_servers: BootstrapServers = DEFAULT_BOOTSTRAP_SERVERS,
 ) -> None:
@@ -239,92 +271,95 @@ def reprocess_command(
         max_messages=max_messages,
     )
     target = ReprocessTarget(topic=target_topic, reset_retry_count=not keep_retry_count)
-    source_topic = _source_topic(topic, source)
-    if not via_cluster:
+    order = ReplayOrder(
+        topic=_source_topic(topic, source),
+        selector=selector,
+        target=target,
+        rate_limit=RateLimit(messages_per_second=rate),
+        dry_run=dry_run,
+    )
+    if via_cluster:
+        request_replay(
+            order,
+            dlq=dlq,
+            position=position,
+            namespace=namespace,
+            name=request_name,
+            watch=watch,
+            output=output,
+        )
+    else:
         replay_here(
             kafka_settings(bootstrap_servers),
-            source_topic,
-            selector,
-            position,
-            target,
-            rate,
-            dry_run,
-            dlq,
-            namespace,
-            output,
+            order,
+            position=position,
+            dlq=dlq,
+            namespace=namespace,
+            output=output,
         )
-        return
-    if dlq is None:
-        raise ConfigurationError("--via-cluster needs --dlq NAME")
-    if position is not None:
-        if position.partition is None:
-            raise ConfigurationError("--via-cluster needs the record as PARTITION:OFFSET")
-        selector = _only(selector, position.partition, position.offset)
-    request_replay(
-        source_topic, dlq, namespace, request_name, selector, target, rate, dry_run, watch, output
-    )
 
 
 def replay_here(
     settings: KafkaSettings,
-    topic: str,
-    selector: MessageSelector,
+    order: ReplayOrder,
+    *,
     position: Position | None,
-    target: ReprocessTarget,
-    rate: float,
-    dry_run: bool,
     dlq: str | None,
     namespace: str | None,
     output: OutputFormat,
 ) -> None:
-    """Replay from ``topic`` in this process, with a progress bar; exit with its outcome."""
-    resolved_group = _resolved_group(topic, dlq, namespace)
+    """Replay ``order`` in this process, with a progress bar; exit with its outcome."""
+    resolved_group = _resolved_group(order.topic, dlq, namespace)
     with (
         TopicAdmin(settings, client_id=CLIENT_ID) as admin,
         RecordReader(settings, client_id=CLIENT_ID) as reader,
     ):
-        ranges = retained_offsets(admin, topic)
-        require_partitions(topic, ranges, selector.partitions or ())
+        ranges = retained_offsets(admin, order.topic)
+        require_partitions(order.topic, ranges, order.selector.partitions or ())
         if position is not None:
-            selector = _only(selector, *locate(topic, ranges, position))
-        progress = plan_replay(admin, reader, topic, selector)
+            order = order.only(*locate(order.topic, ranges, position))
+        progress = plan_replay(admin, reader, order.topic, order.selector)
     outcome = _replay_with_progress_bar(
-        settings, topic, selector, target, rate, dry_run, progress, resolved_group
+        settings, order, progress=progress, resolved_group=resolved_group
     )
-    result = _outcome_fields(topic, dry_run, outcome)
+    result = _outcome_fields(order, outcome)
     emit(result, output, lambda: _outcome_view(result))
     if outcome.phase is not ReprocessPhase.SUCCEEDED:
         raise typer.Exit(_EXIT_CODES[outcome.phase])
-    if position is not None and not dry_run and not outcome.progress.replayed:
+    if position is not None and not order.dry_run and not outcome.progress.replayed:
         # Asked for one record by name, a replay that sent nothing is no success.
         print_error(f"the record was not replayed: {outcome.message}")
         raise typer.Exit(ExitCode.FAILED)
 
 
 def request_replay(
-    topic: str,
-    dlq: str,
+    order: ReplayOrder,
+    *,
+    dlq: str | None,
+    position: Position | None,
     namespace: str | None,
     name: str | None,
-    selector: MessageSelector,
-    target: ReprocessTarget,
-    rate: float,
-    dry_run: bool,
     watch: bool,
     output: OutputFormat,
 ) -> None:
-    """Create a ReprocessRequest for DeadLetterQueue ``dlq``, replaying from ``topic`` (its
-    dead-letter or its parked topic); with ``watch``, follow it to its end."""
+    """Create a ReprocessRequest for DeadLetterQueue ``dlq`` that carries out ``order``
+    (from its dead-letter or its parked topic); with ``watch``, follow it to its end."""
+    if dlq is None:
+        raise ConfigurationError("--via-cluster needs --dlq NAME")
+    if position is not None:
+        if position.partition is None:
+            raise ConfigurationError("--via-cluster needs the record as PARTITION:OFFSET")
+        order = order.only(position.partition, position.offset)
     cluster = Cluster()
     namespace = cluster.namespace(namespace)
     queue = cluster.dead_letter_queue(namespace, dlq)
     spec = ReprocessRequestSpec(
         dead_letter_queue_ref=ObjectRef(name=dlq),
-        source=_source_in(queue, topic, f"{namespace}/{dlq}"),
-        selector=selector,
-        target=target,
-        rate_limit=RateLimit(messages_per_second=rate),
-        dry_run=dry_run,
+        source=_source_in(queue, order.topic, f"{namespace}/{dlq}"),
+        selector=order.selector,
+        target=order.target,
+        rate_limit=order.rate_limit,
+        dry_run=order.dry_run,
     )
     created = cluster.create_request(namespace, name, spec)
     created_name = created["metadata"]["name"]
@@ -365,21 +400,10 @@ def _resolved_group(topic: str, dlq: str | None, namespace: str | None) -> str |
     return resolved_group_name(namespace, dlq)
 
 
-def _only(selector: MessageSelector, partition: int, offset: int) -> MessageSelector:
-    """``selector`` narrowed to the one record at ``partition:offset``."""
-    return MessageSelector.model_validate(
-        selector.model_dump()
-        | {"partitions": [partition], "fromOffset": offset, "toOffset": offset}
-    )
-
-
 def _replay_with_progress_bar(
     settings: KafkaSettings,
-    topic: str,
-    selector: MessageSelector,
-    target: ReprocessTarget,
-    rate: float,
-    dry_run: bool,
+    order: ReplayOrder,
+    *,
     progress: Progress,
     resolved_group: str | None,
 ) -> ReplayOutcome:
@@ -398,18 +422,18 @@ def _replay_with_progress_bar(
         _cancelled_by_ctrl_c() as cancel,
     ):
         task = bar.add_task(
-            f"{'Dry run of ' if dry_run else 'Replaying '}{topic}",
+            f"{'Dry run of ' if order.dry_run else 'Replaying '}{order.topic}",
             total=to_scan,
             matched=0,
             replayed=0,
         )
         outcome = replay(
             settings,
-            source_topic=topic,
-            selector=selector,
-            target=target,
-            rate=rate,
-            dry_run=dry_run,
+            source_topic=order.topic,
+            selector=order.selector,
+            target=order.target,
+            rate=order.rate_limit.messages_per_second,
+            dry_run=order.dry_run,
             reprocessed_by=reprocessed_by_admin(_user()),
             progress=progress,
             checkpointer=_BarUpdater(bar, task, progress),
@@ -460,11 +484,11 @@ def _user() -> str:
         return "unknown"
 
 
-def _outcome_fields(topic: str, dry_run: bool, outcome: ReplayOutcome) -> dict[str, Any]:
+def _outcome_fields(order: ReplayOrder, outcome: ReplayOutcome) -> dict[str, Any]:
     progress = outcome.progress
     fields: dict[str, Any] = {
-        "source": topic,
-        "dryRun": dry_run,
+        "source": order.topic,
+        "dryRun": order.dry_run,
         "phase": str(outcome.phase),
         "matched": progress.matched,
         "replayed": progress.replayed,
@@ -472,7 +496,7 @@ def _outcome_fields(topic: str, dry_run: bool, outcome: ReplayOutcome) -> dict[s
         "failed": progress.failed,
         "message": outcome.message,
     }
-    if dry_run:
+    if order.dry_run:
         fields["samples"] = [s.model_dump(mode="json") for s in outcome.samples]
     return fields
 
