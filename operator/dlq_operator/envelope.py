@@ -352,7 +352,7 @@ def _republish(
         (DLQ_ID_HEADER, dlq_id.encode()),
         *extra_headers,
     ]
-    return KafkaRecord(topic, key, value, headers)
+    return KafkaRecord(topic=topic, key=key, value=value, headers=headers)
 
 
 def _key(envelope: DlqEnvelope) -> bytes | None:

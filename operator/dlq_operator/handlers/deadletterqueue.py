@@ -81,7 +81,7 @@ async def index_topic_claim(
         return None
     created = meta.get("creationTimestamp", "")
     return {
-        topic: TopicClaim(created, namespace, name, topic, role)
+        topic: TopicClaim(created=created, namespace=namespace, name=name, topic=topic, role=role)
         for topic, role in claimed_topics(parsed).items()
     }
 

@@ -135,7 +135,7 @@ class RecordProducer:
             return future
         sent.add_callback(
             lambda stored: future.set_result(
-                ProducedRecord(stored.topic, stored.partition, stored.offset)
+                ProducedRecord(topic=stored.topic, partition=stored.partition, offset=stored.offset)
             )
         )
         sent.add_errback(

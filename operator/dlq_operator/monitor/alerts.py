@@ -110,14 +110,16 @@ def next_alert(
     if new_level == old:
         since, last = state.since or now, state.last_notified_at
         if old is AlertLevel.OK or not _renotify_due(last, now, renotify_interval):
-            return AlertState(old, since, last), None
-        return AlertState(old, since, now), NotificationKind.RENOTIFY
+            return AlertState(level=old, since=since, last_notified_at=last), None
+        return AlertState(level=old, since=since, last_notified_at=now), NotificationKind.RENOTIFY
     if new_level is AlertLevel.OK:
-        return AlertState(new_level, now, now), NotificationKind.RESOLVED
+        return AlertState(
+            level=new_level, since=now, last_notified_at=now
+        ), NotificationKind.RESOLVED
     # A change between Warning and Critical continues the episode that is already running.
     since = now if old is AlertLevel.OK else state.since or now
     kind = NotificationKind.FIRING if new_level > old else NotificationKind.DOWNGRADED
-    return AlertState(new_level, since, now), kind
+    return AlertState(level=new_level, since=since, last_notified_at=now), kind
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,9 @@ def alert_rule_of(resource: Resource) -> AlertRule:
     all. (The pause is an annotation: it changes no generation, so it is not compiled.)"""
     rule = _compiled(resource).rule
     if is_paused(resource):
-        return AlertRule(rule.figure, None, None, None, enabled=False)
+        return AlertRule(
+            figure=rule.figure, warning=None, critical=None, renotify_interval=None, enabled=False
+        )
     return rule
 
 
@@ -187,12 +189,18 @@ def _target(metadata: Mapping[str, Any], spec: DeadLetterQueueSpec) -> DlqTarget
 def _alert_rule(spec: DeadLetterQueueSpec) -> AlertRule:
     alerting = spec.alerting
     if not alerting.enabled:
-        return AlertRule(alerting.metric.value, None, None, None, enabled=False)
+        return AlertRule(
+            figure=alerting.metric.value,
+            warning=None,
+            critical=None,
+            renotify_interval=None,
+            enabled=False,
+        )
     return AlertRule(
-        alerting.metric.value,
-        alerting.warn_threshold,
-        alerting.critical_threshold,
-        parse_duration(alerting.renotify_interval),
+        figure=alerting.metric.value,
+        warning=alerting.warn_threshold,
+        critical=alerting.critical_threshold,
+        renotify_interval=parse_duration(alerting.renotify_interval),
     )
 
 
@@ -300,7 +308,12 @@ def quiet_check(
         or last_checked is None
     ):
         return None
-    return QuietCheck(inputs, version, last_checked + heartbeat, figures.oldest_unresolved_at)
+    return QuietCheck(
+        inputs=inputs,
+        resource_version=version,
+        until=last_checked + heartbeat,
+        oldest_unresolved_at=figures.oldest_unresolved_at,
+    )
 
 
 @dataclass(frozen=True)
@@ -350,7 +363,9 @@ def check_dlq(
         now=now,
         heartbeat=heartbeat,
     )
-    return DlqCheck(after.level, notification, patch, alerting=rule.enabled)
+    return DlqCheck(
+        level=after.level, notification=notification, status_patch=patch, alerting=rule.enabled
+    )
 
 
 def status_patch(

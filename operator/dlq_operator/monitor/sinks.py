@@ -56,10 +56,10 @@ class KubeEvent(NamedTuple):
 def event_for(notification: Notification) -> KubeEvent:
     """The Kubernetes Event to record on the DLQ resource for a notification."""
     if notification.kind is NotificationKind.RESOLVED:
-        return KubeEvent("Normal", "DepthRecovered", notification.message)
+        return KubeEvent(type="Normal", reason="DepthRecovered", message=notification.message)
     # The reason of the DepthAlert condition at this level.
     reason = DEPTH_CRITICAL if notification.level is AlertLevel.CRITICAL else DEPTH_WARNING
-    return KubeEvent("Warning", reason, notification.message)
+    return KubeEvent(type="Warning", reason=reason, message=notification.message)
 
 
 class WebhookSinkConfig(BaseModel):
@@ -274,7 +274,7 @@ async def _deliver(
             config.kind,
             notification.kind.value,
         )
-        return SinkResult(sink, True, attempts, None)
+        return SinkResult(sink=sink, delivered=True, attempts=attempts, error=None)
     metrics.sink_failures.labels(sink).inc()
     logger.warning(
         "Alert sink %s (%s, #%d) failed after %d attempt(s): %s",
@@ -284,7 +284,7 @@ async def _deliver(
         attempts,
         error,
     )
-    return SinkResult(sink, False, attempts, error)
+    return SinkResult(sink=sink, delivered=False, attempts=attempts, error=error)
 
 
 async def send_notification(

@@ -437,7 +437,10 @@ def _after(plan: TopicPlan, before: TopicDescription | None) -> TopicDescription
         return before
     if plan.create:
         return TopicDescription(
-            desired.name, desired.partitions, desired.replication_factor or 0, dict(desired.configs)
+            name=desired.name,
+            partitions=desired.partitions,
+            replication_factor=desired.replication_factor or 0,
+            configs=dict(desired.configs),
         )
     if before is None:
         return None

@@ -71,7 +71,10 @@ def desired_topics(spec: DeadLetterQueueSpec) -> list[TopicSpec]:
     dlq_configs = {"retention.ms": str(spec.topic.retention_ms), **spec.topic.config}
     topics = [
         TopicSpec(
-            spec.topic_name, spec.topic.partitions, spec.topic.replication_factor, dlq_configs
+            name=spec.topic_name,
+            partitions=spec.topic.partitions,
+            replication_factor=spec.topic.replication_factor,
+            configs=dlq_configs,
         )
     ]
     if spec.retry is not None and spec.retry.policy_ref is not None:
@@ -80,10 +83,11 @@ def desired_topics(spec: DeadLetterQueueSpec) -> list[TopicSpec]:
         partitions = parked.partitions if parked and parked.partitions is not None else None
         topics.append(
             TopicSpec(
-                spec.parked_topic_name,
-                partitions or spec.topic.partitions,
-                spec.topic.replication_factor,
-                dlq_configs | ({"retention.ms": str(retention)} if retention is not None else {}),
+                name=spec.parked_topic_name,
+                partitions=partitions or spec.topic.partitions,
+                replication_factor=spec.topic.replication_factor,
+                configs=dlq_configs
+                | ({"retention.ms": str(retention)} if retention is not None else {}),
             )
         )
     return topics

@@ -97,11 +97,11 @@ def kafka_workload(kafka: KafkaSettings, secret: str | None) -> KafkaWorkload:
     if kafka.sasl_mechanism:
         env["DLQ_KAFKA_SASL_MECHANISM"] = kafka.sasl_mechanism
     if secret is None:
-        return KafkaWorkload(env, [], [])
+        return KafkaWorkload(env=env, volumes=[], mounts=[])
     env["DLQ_KAFKA_CREDENTIALS_DIR"] = KAFKA_CREDENTIALS_DIR
     volume = {"name": "kafka-credentials", "secret": {"secretName": secret, "defaultMode": 0o440}}
     mount = {"name": "kafka-credentials", "mountPath": KAFKA_CREDENTIALS_DIR, "readOnly": True}
-    return KafkaWorkload(env, [volume], [mount])
+    return KafkaWorkload(env=env, volumes=[volume], mounts=[mount])
 
 
 def worker_kafka_secret(spec: DeadLetterQueueSpec, settings: Settings) -> str | None:
@@ -284,7 +284,7 @@ def worker_availability(
     available = (deployment.get("status") or {}).get("availableReplicas", 0)
     counts = f"Deployment {name}: {available}/{wanted} replicas available"
     if deployment_available(deployment):
-        return WorkerAvailability(True, AVAILABLE, counts)
+        return WorkerAvailability(ok=True, reason=AVAILABLE, message=counts)
     failures = _deployment_failures(deployment)
     stuck, waiting = list(failures), list[str]()
     for pod in pods:
@@ -292,9 +292,11 @@ def worker_availability(
             (stuck if is_stuck else waiting).append(problem)
     if stuck:
         return WorkerAvailability(
-            False, UNAVAILABLE, _limited(counts, stuck), stalled=bool(failures)
+            ok=False, reason=UNAVAILABLE, message=_limited(counts, stuck), stalled=bool(failures)
         )
-    return WorkerAvailability(False, PROGRESSING, _limited(f"{counts}, rolling out", waiting))
+    return WorkerAvailability(
+        ok=False, reason=PROGRESSING, message=_limited(f"{counts}, rolling out", waiting)
+    )
 
 
 def worker_verdict_changed(deployment: Mapping[str, Any], reported_reason: str | None) -> bool:

@@ -224,7 +224,9 @@ class _Replay:
                 self._replay_partition(partition)
         except _Stop as stop:
             return stop.outcome
-        return ReplayOutcome(ReprocessPhase.SUCCEEDED, self.progress, self._summary())
+        return ReplayOutcome(
+            phase=ReprocessPhase.SUCCEEDED, progress=self.progress, message=self._summary()
+        )
 
     def _replay_partition(self, partition: int) -> None:
         while not self.progress.done(self.selector.max_messages):
@@ -325,12 +327,18 @@ class _Replay:
             message = (
                 f"{what} failed {self.attempts} times, last with: {error}; so far {self._counts()}."
             )
-            raise _Stop(ReplayOutcome(ReprocessPhase.FAILED, self.progress, message)) from None
+            raise _Stop(
+                ReplayOutcome(phase=ReprocessPhase.FAILED, progress=self.progress, message=message)
+            ) from None
 
     def _stop_if_cancelled(self) -> None:
         if self.cancel.is_set():
             message = f"Cancelled at the checkpoint; so far {self._counts()}."
-            raise _Stop(ReplayOutcome(ReprocessPhase.CANCELLED, self.progress, message))
+            raise _Stop(
+                ReplayOutcome(
+                    phase=ReprocessPhase.CANCELLED, progress=self.progress, message=message
+                )
+            )
 
     def _sample(self, record: ConsumedRecord, envelope: DlqEnvelope | None) -> None:
         if len(self.progress.samples) >= self.sample_limit:

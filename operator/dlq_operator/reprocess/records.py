@@ -72,4 +72,4 @@ def build_replay_record(
     if header_value(source.headers, DLQ_ID_HEADER) is None:
         headers.append((DLQ_ID_HEADER, dlq_id.encode()))
     headers += replay_headers
-    return KafkaRecord(target_topic, source.key, source.value, headers)
+    return KafkaRecord(topic=target_topic, key=source.key, value=source.value, headers=headers)

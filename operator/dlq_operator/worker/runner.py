@@ -221,11 +221,11 @@ class RetryWorker:
             retry = republish_record(decoded, dlq_id, decoded.retry_count + 1)
             self.in_flight.append(
                 _Sent(
-                    self.producer.queue(retry),
-                    record.partition,
-                    record.offset,
-                    retry.topic,
-                    decoded,
+                    delivery=self.producer.queue(retry),
+                    partition=record.partition,
+                    offset=record.offset,
+                    original_topic=retry.topic,
+                    payload=decoded,
                 )
             )
             return
@@ -254,20 +254,20 @@ class RetryWorker:
             dlq_id=dlq_id_of(self.topic, record.partition, record.offset, record.headers),
         )
         parked = KafkaRecord(
-            self.settings.parked_topic,
-            record.key,
-            record.value if record.value is not None else b"",
-            headers,
+            topic=self.settings.parked_topic,
+            key=record.key,
+            value=record.value if record.value is not None else b"",
+            headers=headers,
         )
         self.in_flight.append(
             _Sent(
-                self.producer.queue(parked),
-                record.partition,
-                record.offset,
-                None,
-                None,
-                reason,
-                detail,
+                delivery=self.producer.queue(parked),
+                partition=record.partition,
+                offset=record.offset,
+                original_topic=None,
+                payload=None,
+                parked_reason=reason,
+                parked_detail=detail,
             )
         )
 
@@ -278,11 +278,11 @@ class RetryWorker:
             record = unpack_republish(due.payload, dlq_id)
             self.in_flight.append(
                 _Sent(
-                    self.producer.queue(record),
-                    due.partition,
-                    due.offset,
-                    record.topic,
-                    due.payload,
+                    delivery=self.producer.queue(record),
+                    partition=due.partition,
+                    offset=due.offset,
+                    original_topic=record.topic,
+                    payload=due.payload,
                 )
             )
 
@@ -325,7 +325,15 @@ class RetryWorker:
         reason = _parked_reason_for(error)
         if reason is not None:
             self._park_later(
-                _Sent(sent.delivery, sent.partition, sent.offset, None, None, reason, str(error)),
+                _Sent(
+                    delivery=sent.delivery,
+                    partition=sent.partition,
+                    offset=sent.offset,
+                    original_topic=None,
+                    payload=None,
+                    parked_reason=reason,
+                    parked_detail=str(error),
+                ),
                 delay=0.0,
             )
             return

@@ -127,7 +127,9 @@ class Schedule:
             due_at, partition, offset = _KEY.unpack_from(heap[0])
             if due_at > now:
                 break
-            due.append(Due(partition, offset, heapq.heappop(heap)[_KEY.size :]))
+            due.append(
+                Due(partition=partition, offset=offset, payload=heapq.heappop(heap)[_KEY.size :])
+            )
         return due
 
     def mark_done(self, partition: int, offset: int) -> bool:
