@@ -350,5 +350,8 @@ class ResourceKind:
 
 
 AGE_COLUMN = PrinterColumn(
-    "Age", ".metadata.creationTimestamp", "date", "Time since the object was created."
+    name="Age",
+    json_path=".metadata.creationTimestamp",
+    type="date",
+    description="Time since the object was created.",
 )

@@ -258,11 +258,37 @@ REPROCESS_REQUEST = ResourceKind(
     spec=ReprocessRequestSpec,
     status=ReprocessRequestStatus,
     printer_columns=(
-        PrinterColumn("DLQ", ".spec.deadLetterQueueRef.name", "string", "The DeadLetterQueue."),
-        PrinterColumn("Phase", ".status.phase", "string", "Where the replay is."),
-        PrinterColumn("Replayed", ".status.replayed", "integer", "Messages replayed."),
-        PrinterColumn("Matched", ".status.matched", "integer", "Messages matched."),
-        PrinterColumn("DryRun", ".spec.dryRun", "boolean", "Whether nothing is produced.", 1),
+        PrinterColumn(
+            name="DLQ",
+            json_path=".spec.deadLetterQueueRef.name",
+            type="string",
+            description="The DeadLetterQueue.",
+        ),
+        PrinterColumn(
+            name="Phase",
+            json_path=".status.phase",
+            type="string",
+            description="Where the replay is.",
+        ),
+        PrinterColumn(
+            name="Replayed",
+            json_path=".status.replayed",
+            type="integer",
+            description="Messages replayed.",
+        ),
+        PrinterColumn(
+            name="Matched",
+            json_path=".status.matched",
+            type="integer",
+            description="Messages matched.",
+        ),
+        PrinterColumn(
+            name="DryRun",
+            json_path=".spec.dryRun",
+            type="boolean",
+            description="Whether nothing is produced.",
+            priority=1,
+        ),
         AGE_COLUMN,
     ),
 )

@@ -98,10 +98,30 @@ RETRY_POLICY = ResourceKind(
     spec=RetryPolicySpec,
     status=RetryPolicyStatus,
     printer_columns=(
-        PrinterColumn("MaxRetries", ".spec.maxRetries", "integer", "Retries before parking."),
-        PrinterColumn("InitialDelay", ".spec.backoff.initialDelay", "string", "First delay."),
-        PrinterColumn("MaxDelay", ".spec.backoff.maxDelay", "string", "Longest delay."),
-        PrinterColumn("UsedBy", ".status.usedBy", "integer", "DeadLetterQueues using it."),
+        PrinterColumn(
+            name="MaxRetries",
+            json_path=".spec.maxRetries",
+            type="integer",
+            description="Retries before parking.",
+        ),
+        PrinterColumn(
+            name="InitialDelay",
+            json_path=".spec.backoff.initialDelay",
+            type="string",
+            description="First delay.",
+        ),
+        PrinterColumn(
+            name="MaxDelay",
+            json_path=".spec.backoff.maxDelay",
+            type="string",
+            description="Longest delay.",
+        ),
+        PrinterColumn(
+            name="UsedBy",
+            json_path=".status.usedBy",
+            type="integer",
+            description="DeadLetterQueues using it.",
+        ),
         AGE_COLUMN,
     ),
 )
