@@ -12,9 +12,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.support import GROUP, KINDS, wait_for
+from tests.support import GROUP, KINDS, condition, get_object, wait_for
 
 T = TypeVar("T")
+DEAD_LETTER_QUEUE_PLURAL = "deadletterqueues"
 OPERATOR_SELECTOR = "app.kubernetes.io/component=operator"
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,6 +136,15 @@ class Release:
             pods = self.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
             tail = "\n".join(self.operator_log().splitlines()[-40:])
             pytest.fail(f"{exc}\n--- pods ---\n{pods}\n--- operator log ---\n{tail}", pytrace=False)
+
+    def wait_dlq_ready(self, objects: Any, namespace: str, name: str, what: str) -> None:
+        """Waits until the DeadLetterQueue says Ready=True."""
+
+        def ready() -> bool:
+            dlq = get_object(objects, namespace, DEAD_LETTER_QUEUE_PLURAL, name)
+            return condition(dlq, "Ready").get("status") == "True"
+
+        self.wait(ready, what=what)
 
     def upgrade(self, *values: str) -> None:
         self.helm.run(

@@ -214,14 +214,8 @@ def test_a_force_deleted_operator_pod_comes_back_and_serves(
     )
     new = release.ready_operator_pod(not_uid=old.metadata.uid)
     assert new.metadata.name != old.metadata.name
-    release.wait(
-        lambda: (
-            condition(get_object(objects, namespace, "deadletterqueues", "late"), "Ready").get(
-                "status"
-            )
-            == "True"
-        ),
-        what="the DLQ created while the operator was down Ready",
+    release.wait_dlq_ready(
+        objects, namespace, "late", what="the DLQ created while the operator was down Ready"
     )
 
 

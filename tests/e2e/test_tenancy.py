@@ -25,7 +25,7 @@ import local_platform
 from dlq_operator.api.naming import retry_group_name
 from dlq_operator.settings import KafkaSettings
 from tests.e2e.chart import Release
-from tests.support import condition, create_object, dead_letter, get_object
+from tests.support import create_object, dead_letter, get_object
 
 OPERATOR_SECRET = "dlq-operator-kafka"
 SINK_SECRET = "dlq-alert-webhook"
@@ -193,14 +193,8 @@ def test_the_whole_pipeline_runs_on_the_authenticated_broker_with_scoped_princip
     dlq_of(objects, scram_team, "orders", source, warnThreshold=1, criticalThreshold=100)
 
     # 1. The retry pipeline: the worker, as the team's principal, republishes and parks.
-    release.wait(
-        lambda: (
-            condition(
-                get_object(objects, scram_team.namespace, "deadletterqueues", "orders"), "Ready"
-            ).get("status")
-            == "True"
-        ),
-        what="the DLQ Ready with its worker",
+    release.wait_dlq_ready(
+        objects, scram_team.namespace, "orders", what="the DLQ Ready with its worker"
     )
     produce_dead_letters(admin_settings, source, fresh=5, exhausted=3)
     release.wait(lambda: count(admin_settings, source) == 5, what="5 republished by the worker")
@@ -343,14 +337,6 @@ def test_a_worker_reaches_an_mtls_broker_with_its_own_certificate(
     admin.create_topics([NewTopic(source, 1, 1)])
     admin.close()
     dlq_of(objects, tenant, "trades", source)
-    release.wait(
-        lambda: (
-            condition(get_object(objects, namespace, "deadletterqueues", "trades"), "Ready").get(
-                "status"
-            )
-            == "True"
-        ),
-        what="the DLQ Ready with its mTLS worker",
-    )
+    release.wait_dlq_ready(objects, namespace, "trades", what="the DLQ Ready with its mTLS worker")
     produce_dead_letters(admin_settings, source, fresh=4, exhausted=0)
     release.wait(lambda: count(admin_settings, source) == 4, what="4 republished over mTLS")
