@@ -11,6 +11,7 @@ from kafka.admin import NewTopic
 from kubernetes import client
 
 from dlq_operator.reprocess.ratelimit import MAX_BATCH
+from tests.integration.test_cli import dlq_admin
 from tests.support import (
     GROUP,
     VERSION,
@@ -273,3 +274,24 @@ def test_a_request_cannot_replay_into_another_teams_topic(
     assert f"spec.target.topic {theirs} is not {source}" in stalled["message"]
     assert "Leave spec.target.topic out" in stalled["message"]
     assert read_all(kafka_bootstrap, theirs) == [], "the other team's topic received nothing"
+
+
+def test_dlq_admin_via_the_cluster_cannot_replay_into_another_teams_topic(
+    objects, dead_letters, kafka_bootstrap, namespace, topic_prefix, kubeconfig
+):
+    """`dlq-admin reprocess --via-cluster` makes a ReprocessRequest, so the operator's check
+    holds for it too; --watch reports the refusal and exits 1."""
+    theirs = f"{topic_prefix}payments"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(theirs, 1, 1)])
+    admin.close()
+    source = dead_letters(3)
+    watched = dlq_admin(
+        kafka_bootstrap, "reprocess", f"{source}.dlq", "--via-cluster", "-n", namespace,
+        "--dlq", "orders", "--name", "cli-sneaky", "--target-topic", theirs, "--watch",
+        env={"KUBECONFIG": str(kubeconfig)},
+    )  # fmt: skip
+    assert watched.returncode == 1, watched.stderr
+    assert "Failed" in watched.stdout
+    assert f"spec.target.topic {theirs} is not {source}" in watched.stdout + watched.stderr
+    assert read_all(kafka_bootstrap, theirs) == []
