@@ -1678,38 +1678,18 @@ def http_ok(url: str, expect: bytes, context: ssl.SSLContext | None = None) -> b
 
 
 # A credentials directory's files (the keys of a Secret) and kafka-python's arguments.
-KAFKA_CREDENTIAL_VALUES = {
-    "bootstrap.servers": "bootstrap_servers",
-    "security.protocol": "security_protocol",
-    "sasl.mechanism": "sasl_mechanism",
-    "username": "sasl_plain_username",
-    "password": "sasl_plain_password",
-}
-KAFKA_CREDENTIAL_PATHS = {
-    "ca.crt": "ssl_cafile",
-    "tls.crt": "ssl_certfile",
-    "tls.key": "ssl_keyfile",
-}
-
-
 def kafka_client_config(credentials: Path) -> dict[str, object]:
-    """kafka-python arguments from a credentials directory, read as the operator's
-    ``KafkaSettings.credentials_dir`` reads one (this script runs before the project is
-    installed, so it cannot use that)."""
-    config: dict[str, object] = {
-        argument: (credentials / name).read_text().strip()
-        for name, argument in KAFKA_CREDENTIAL_VALUES.items()
-        if (credentials / name).is_file()
-    }
-    config |= {
-        argument: str(credentials / name)
-        for name, argument in KAFKA_CREDENTIAL_PATHS.items()
-        if (credentials / name).is_file()
-    }
+    """kafka-python arguments from a credentials directory, read by the operator's own
+    ``KafkaSettings.credentials_dir`` (the one home of that Secret layout); callers choose
+    their request timeout."""
+    from dlq_operator.settings import KafkaSettings
+
+    config = KafkaSettings(credentials_dir=credentials).client_config()
+    del config["request_timeout_ms"]
     return config
 
 
-def kafka_ready(bootstrap_servers: str, **security: object) -> bool:
+def kafka_ready(bootstrap_servers: str | list[str], **security: object) -> bool:
     """Ready means a metadata request answers and lists this broker; ``security``: the
     client's TLS and SASL arguments (kafka-python's)."""
     from kafka import KafkaAdminClient

@@ -162,6 +162,19 @@ class Settings(BaseSettings):
             for grant in self.topic_grants
         )
 
+    def topic_refusal(
+        self, namespace: str, field: str, topic: str, own: str, whose: str = ""
+    ) -> str | None:
+        """Why ``namespace`` may not name ``topic`` in ``field`` (None when it may): only its
+        own topic ``own`` (``whose`` says whose it is) or one a grant gives it is allowed."""
+        if topic == own or self.topic_granted(namespace, topic):
+            return None
+        return (
+            f"{field} {topic} is not {own}{whose}, and no topic grant of the operator gives "
+            f"namespace {namespace} that topic. Leave {field} out, or ask the platform team for "
+            "a grant (chart value tenancy.topicGrants)."
+        )
+
 
 class WorkerSettings(BaseSettings):
     """Settings of one retry worker (``dlq-operator worker``), written by the operator into

@@ -15,7 +15,6 @@ from kubernetes import client
 from tests.support import GROUP, KINDS, condition, get_object, wait_for
 
 T = TypeVar("T")
-DEAD_LETTER_QUEUE_PLURAL = "deadletterqueues"
 OPERATOR_SELECTOR = "app.kubernetes.io/component=operator"
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +140,7 @@ class Release:
         """Waits until the DeadLetterQueue says Ready=True."""
 
         def ready() -> bool:
-            dlq = get_object(objects, namespace, DEAD_LETTER_QUEUE_PLURAL, name)
+            dlq = get_object(objects, namespace, "deadletterqueues", name)
             return condition(dlq, "Ready").get("status") == "True"
 
         self.wait(ready, what=what)

@@ -7,7 +7,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from dlq_operator.reprocess.controller import ReprocessController
 from dlq_operator.reprocess.engine import ReplayOutcome
 from dlq_operator.reprocess.metrics import ReprocessMetrics
 from dlq_operator.reprocess.progress import Progress
+from dlq_operator.settings import Settings
 
 NAMESPACE = "shop"
 READY_DLQ = {
@@ -101,10 +101,10 @@ class Replays:
 
 def controller_with(kube: FakeKube, replays: Replays, monkeypatch) -> ReprocessController:
     monkeypatch.setattr(controller_module, "replay", replays)
-    settings = SimpleNamespace(kafka=None, topic_granted=lambda namespace, topic: False)
+    # No grants: a replay may write only to its queue's source topic.
     return ReprocessController(
         kube,  # type: ignore[arg-type]
-        settings,  # type: ignore[arg-type]
+        Settings(topic_grants=[]),
         ReprocessMetrics(CollectorRegistry()),
     )
 

@@ -159,13 +159,9 @@ def access_refusal(
 ) -> tuple[str, str] | None:
     """(reason, message) when the operator's limits do not let the DLQ have its topics."""
     default_name = dlq_topic_for(spec.source_topic)
-    if spec.topic_name != default_name and not settings.topic_granted(namespace, spec.topic_name):
-        return (
-            TOPIC_NOT_GRANTED,
-            f"spec.topic.name {spec.topic_name} is not {default_name}, and no topic grant of "
-            f"the operator gives namespace {namespace} that topic. Leave spec.topic.name out, "
-            "or ask the platform team for a grant (chart value tenancy.topicGrants).",
-        )
+    refusal = settings.topic_refusal(namespace, "spec.topic.name", spec.topic_name, default_name)
+    if refusal is not None:
+        return TOPIC_NOT_GRANTED, refusal
     parked = spec.topic.parked.partitions if spec.topic.parked else None
     partitions = max(spec.topic.partitions, parked or 0)
     if partitions > settings.max_partitions:

@@ -263,9 +263,9 @@ class ReprocessController:
         stopping: Callable[[], bool],
     ) -> None:
         dlq_spec = DeadLetterQueueSpec.model_validate(dlq["spec"])
-        target, refusal = _target(ref.namespace, spec, dlq_spec, self.settings)
-        if refusal is not None:
-            await self._finish(ref, status, ReprocessPhase.FAILED, refusal, None)
+        target = _target(ref.namespace, spec, dlq_spec, self.settings)
+        if isinstance(target, str):
+            await self._finish(ref, status, ReprocessPhase.FAILED, target, None)
             return
         topic = (
             dlq_spec.parked_topic_name
@@ -402,19 +402,14 @@ def _waits_for(dlq: Mapping[str, Any] | None, name: str, namespace: str) -> tupl
 
 def _target(
     namespace: str, spec: ReprocessRequestSpec, dlq: DeadLetterQueueSpec, settings: Settings
-) -> tuple[ReprocessTarget, str | None]:
-    """Where the replay writes, and why it may not (None when it may): the DLQ's source
-    topic, or a topic the operator's grants give the namespace. Replays run with the
-    operator's identity, so a request must not be a way into another team's topic."""
+) -> ReprocessTarget | str:
+    """Where the replay writes: the DLQ's source topic, or a topic the operator's grants give
+    the namespace; else why it may not (replays run with the operator's identity, so a
+    request must not be a way into another team's topic)."""
     topic = spec.target.topic or dlq.source_topic
-    if topic != dlq.source_topic and not settings.topic_granted(namespace, topic):
-        return spec.target, (
-            f"spec.target.topic {topic} is not {dlq.source_topic}, the sourceTopic of "
-            f"DeadLetterQueue {spec.dead_letter_queue_ref.name}, and no topic grant of the "
-            f"operator gives namespace {namespace} that topic. Leave spec.target.topic out, "
-            "or ask the platform team for a grant (chart value tenancy.topicGrants)."
-        )
-    return spec.target.model_copy(update={"topic": topic}), None
+    whose = f", the sourceTopic of DeadLetterQueue {spec.dead_letter_queue_ref.name}"
+    refusal = settings.topic_refusal(namespace, "spec.target.topic", topic, dlq.source_topic, whose)
+    return refusal if refusal is not None else spec.target.model_copy(update={"topic": topic})
 
 
 async def _stop_when(
